@@ -1,0 +1,78 @@
+# Glue: config validation, path helpers, config slices, wildcard constraints.
+# Nothing here imports TensorFlow (dry runs stay fast).
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+
+from snakemake.exceptions import WorkflowError
+from anatomy.config import ConfigError, config_kind, validate_config
+
+try:
+    validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
+
+RESULTS = "results"
+RESUME = f"{RESULTS}/.resume"  # training backups: never a declared output
+SCALE = config_kind(config, workflow.configfiles) if config["scale"] == "quick" else config["scale"]
+DATA_LABELS = {"embedded": "embedded sample", "download": "full dataset", "npz": "local npz"}
+
+
+wildcard_constraints:
+    seed=r"\d+",
+    i=r"\d+",
+    j=r"\d+",
+    size=r"\d+",
+    mask="window|as_published",
+
+
+def data_label(name):
+    """How a dataset was sourced, for figure subtitles and the summary."""
+    src = config["data"][name]["source"]
+    if name == "digits":
+        return "derived from MNIST " + data_label("mnist") if src == "derived" else "Kaggle competition files"
+    return DATA_LABELS[src]
+
+
+EMBEDDED = {
+    "mnist": str(Path(workflow.basedir) / "resources" / "mnist_sample.npz"),
+    "cifar10": str(Path(workflow.basedir) / "resources" / "cifar10_sample.npz"),
+}
+
+
+def source_input(name):
+    """The files a dataset is built from (so that a new local file reruns the build)."""
+    section = config["data"][name]
+    if name == "digits":
+        if section["source"] == "derived":
+            return {"mnist": f"{RESULTS}/data/mnist.h5"}
+        return {"train_csv": f"{section['path']}/train.csv", "test_csv": f"{section['path']}/test.csv"}
+    if section["source"] == "embedded":
+        return {"source": EMBEDDED[name]}
+    if section["source"] == "npz":
+        return {"source": section["path"]}
+    return {}  # download: fetched inside the job
+
+
+def train_resources(mem_mb=4000, runtime=60):
+    """Every training rule: one GPU when there is one, memory and minutes for SLURM."""
+    return {"gpu": 1, "mem_mb": mem_mb, "runtime": runtime}
+
+
+def run_outputs(prefix):
+    """The training contract's declared outputs under ``prefix``."""
+    return {
+        "model": f"{prefix}/model.keras",
+        "history": f"{prefix}/history.csv",
+        "metrics": f"{prefix}/metrics.json",
+    }
+
+
+def get_final_output():
+    return [
+        f"{RESULTS}/data/mnist.h5",
+        f"{RESULTS}/data/cifar10/manifest.json",
+        f"{RESULTS}/data/digits/train.csv",
+        f"{RESULTS}/crops/figures/baseline_curves.png",
+    ]

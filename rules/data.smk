@@ -1,0 +1,54 @@
+# Datasets -> results/data/. No TensorFlow here except for writing TFRecords.
+
+
+rule mnist_h5:
+    input:
+        unpack(lambda wc: source_input("mnist")),
+    output:
+        f"{RESULTS}/data/mnist.h5",
+    log:
+        f"{RESULTS}/logs/data/mnist.log",
+    params:
+        mnist=config["data"]["mnist"],
+    resources:
+        mem_mb=2000,
+    script:
+        "../scripts/build_mnist.py"
+
+
+rule cifar10_tfrecords:
+    input:
+        unpack(lambda wc: source_input("cifar10")),
+    output:
+        manifest=f"{RESULTS}/data/cifar10/manifest.json",
+        shards=expand(
+            f"{RESULTS}/data/cifar10/{{split}}-{{k:05d}}-of-{config['data']['cifar10']['shards']:05d}.tfrecord",
+            split=["train", "test"],
+            k=range(config["data"]["cifar10"]["shards"]),
+        ),
+    log:
+        f"{RESULTS}/logs/data/cifar10.log",
+    params:
+        cifar10=config["data"]["cifar10"],
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/build_cifar10.py"
+
+
+rule digits_csv:
+    input:
+        unpack(lambda wc: source_input("digits")),
+    output:
+        train=f"{RESULTS}/data/digits/train.csv",
+        test=f"{RESULTS}/data/digits/test.csv",
+        test_labels=f"{RESULTS}/data/digits/test_labels.csv",
+    log:
+        f"{RESULTS}/logs/data/digits.log",
+    params:
+        digits=config["data"]["digits"],
+        seed=config["seed"],
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/build_digits.py"

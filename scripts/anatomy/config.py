@@ -1,0 +1,93 @@
+"""Config validation at load time: the JSON schema plus checks a schema cannot say.
+
+Every message names the key (``crops.window.size``), the offending value and
+what is allowed, before any job runs (scikit-learn's style of error).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_yaml(path) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def schema_errors(config: dict, schema: dict) -> list[str]:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    out = []
+    for e in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+        where = _key(e.absolute_path)
+        if e.validator == "additionalProperties":
+            allowed = sorted(e.schema.get("properties", {}))
+            extra = sorted(set(e.instance) - set(allowed))
+            for k in extra:
+                key = f"{where}.{k}" if e.absolute_path else k
+                out.append(f"config key '{key}' is not known (allowed under {where}: {', '.join(allowed)})")
+        elif e.validator == "required":
+            out.append(f"config key '{where}': {e.message}")
+        else:
+            out.append(f"config key '{where}': {e.message}")
+    return out
+
+
+def semantic_errors(config: dict) -> list[str]:
+    """Checks across keys that the schema cannot express."""
+    out = []
+    crops = config.get("crops", {})
+    size = crops.get("window", {}).get("size")
+    side = 28  # MNIST
+    if isinstance(size, int):
+        if size > side:
+            out.append(f"config key 'crops.window.size': {size} is larger than the {side}x{side} MNIST image")
+        for mask, grid in crops.get("grids", {}).items():
+            for axis in ("rows", "cols"):
+                for v in grid.get(axis, []):
+                    if isinstance(v, int) and v + min(size, side) > side:
+                        out.append(
+                            f"config key 'crops.grids.{mask}.{axis}': a {size}x{size} window at {v} "
+                            f"runs past the {side}-pixel image (largest start is {side - size})"
+                        )
+    for name, section in (("data.mnist", config.get("data", {}).get("mnist", {})),
+                          ("data.cifar10", config.get("data", {}).get("cifar10", {}))):
+        if section.get("source") == "npz" and not section.get("path"):
+            out.append(f"config key '{name}.path': required when {name}.source is 'npz'")
+    digits = config.get("data", {}).get("digits", {})
+    if digits.get("source") == "kaggle" and not digits.get("path"):
+        out.append("config key 'data.digits.path': required when data.digits.source is 'kaggle' "
+                   "(a folder holding the competition's train.csv and test.csv)")
+    return out
+
+
+def validate_config(config: dict, schema_path) -> dict:
+    """Raise :class:`ConfigError` listing every problem, or return ``config``."""
+    schema = load_yaml(schema_path)
+    problems = schema_errors(config, schema)
+    if not problems:
+        problems = semantic_errors(config)
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+    return config
+
+
+def config_kind(config: dict, configfiles) -> str:
+    """'quick', 'full' or 'custom', for labelling results."""
+    names = {Path(str(p)).name for p in configfiles or []}
+    if config.get("label"):
+        return str(config["label"])
+    if "full.yaml" in names:
+        return "full"
+    return "quick" if names <= {"config.yaml"} else "custom"

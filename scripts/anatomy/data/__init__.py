@@ -1,0 +1,1 @@
+"""Datasets: sources (embedded, download, local files) -> the workflow's data files."""

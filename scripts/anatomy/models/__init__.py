@@ -1,0 +1,1 @@
+"""Model builders: one short function per architecture (keras-io style)."""

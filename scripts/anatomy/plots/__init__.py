@@ -1,0 +1,1 @@
+"""Plotting: one style for every figure; figures are computed elsewhere and only drawn here."""

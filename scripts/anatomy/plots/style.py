@@ -1,0 +1,31 @@
+"""Shared figure helpers: the style file, a subtitle naming data and scale, atomic PNG writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from anatomy.io import atomic_path  # noqa: E402
+
+STYLE = Path(__file__).with_name("anatomy.mplstyle")
+plt.style.use(STYLE)
+
+
+def titled(fig, title: str, provenance: str) -> None:
+    """Title on the first line, the data and scale that produced it on the second."""
+    fig.suptitle(f"{title}\n{provenance}", fontsize=11)
+
+
+def provenance(data: str, scale: str, extra: str = "") -> str:
+    s = f"data: {data} | config: {scale}"
+    return f"{s} | {extra}" if extra else s
+
+
+def save(fig, path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""One module per study, read top-down: crops, cifar, iic, coreset, digits."""

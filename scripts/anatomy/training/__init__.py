@@ -1,0 +1,1 @@
+"""The training contract (DESIGN.md): one routine that every study's training step calls."""

@@ -1,0 +1,243 @@
+"""The training step contract (DESIGN.md, "Training step contract").
+
+One call, :func:`fit_with_contract`, trains one model and writes the three
+declared outputs - ``model.keras``, ``history.csv`` (one row per epoch) and
+``metrics.json`` - while backing the training state up after every epoch to a
+folder that is *not* a declared output (Snakemake deletes the outputs of a
+failed job). A killed, preempted (SIGTERM) or crashed job, rerun, resumes after
+its last finished epoch, and its history lists every epoch exactly once.
+
+A loss that becomes NaN ends the run cleanly (``TerminateOnNaN``): the history
+is kept and ``metrics.json`` says ``diverged: true``; the job succeeds, since a
+diverging learning rate is a result, not an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from anatomy.io import atomic_path, write_json
+
+PREEMPTED_EXIT = 143  # 128 + SIGTERM, what a scheduler expects
+
+
+class Preempted(SystemExit):
+    """Raised by the SIGTERM handler; the last epoch's backup is already on disk."""
+
+    def __init__(self):
+        super().__init__(PREEMPTED_EXIT)
+
+
+def install_sigterm_handler():
+    def handler(signum, frame):
+        print("SIGTERM received: stopping; the backup of the last finished epoch is kept for the rerun", flush=True)
+        raise Preempted()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+class PublishedStopping(keras.callbacks.Callback):
+    """The crops seed's stopping rule, as a Keras callback whose state survives resume.
+
+    Stops once validation accuracy has not improved for ``patience`` epochs AND
+    training accuracy x ``ratio`` > validation accuracy (the article's rule; it
+    ran with patience 15, ratio 0.995). The state is saved with each backup, so a
+    resumed run stops where an uninterrupted one would.
+    """
+
+    name = "published_stopping"
+
+    def __init__(self, patience: int, ratio: float, monitor: str = "val_accuracy", train_metric: str = "accuracy"):
+        super().__init__()
+        self.patience, self.ratio = patience, ratio
+        self.monitor, self.train_metric = monitor, train_metric
+        self.best = -math.inf
+        self.best_epoch = -1
+        self.wait = 0
+
+    def get_state(self):
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def set_state(self, state):
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        val, train = logs.get(self.monitor), logs.get(self.train_metric)
+        if val is None or train is None:
+            return
+        if val > self.best:
+            self.best, self.best_epoch, self.wait = float(val), epoch + 1, 0
+        else:
+            self.wait += 1
+        if self.wait >= self.patience and train * self.ratio > val:
+            self.model.stop_training = True
+
+
+def _make_recorder(history_rows: list, started: list):
+    class _Recorder(keras.callbacks.Callback):
+        """History rows + one progress line per epoch (no carriage-return bars)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = dict(logs or {})
+            row = {"epoch": epoch + 1}
+            row.update({k: float(v) for k, v in logs.items() if np.ndim(v) == 0})
+            row["lr"] = _current_lr(self.model)
+            row["seconds"] = round(time.perf_counter() - self._t0, 3)
+            history_rows.append(row)
+            shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds"))
+            print(f"epoch {epoch + 1}/{started[0]} {shown} ({row['seconds']:.1f}s)", flush=True)
+
+    return _Recorder()
+
+
+def _current_lr(model) -> float:
+    opt = getattr(model, "optimizer", None)
+    if opt is None:
+        return float("nan")
+    lr = opt.learning_rate
+    try:
+        return float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr))
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _make_backup(backup_dir: Path, history_rows: list, stateful: list):
+    class _Backup(keras.callbacks.Callback):
+        """Weights + optimizer + history + callback state, one folder per epoch, swapped in atomically."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            save_backup(self.model, backup_dir, epoch + 1, history_rows, stateful)
+
+    return _Backup()
+
+
+def save_backup(model, backup_dir: Path, epochs_done: int, history_rows, stateful, stopped: bool | None = None):
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    tmp = backup_dir / f".tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    model.save_weights(tmp / "state.weights.h5")  # Keras 3: includes the optimizer's variables
+    state = {
+        "epochs_done": epochs_done,
+        "history": history_rows,
+        "callbacks": {cb.name: cb.get_state() for cb in stateful},
+        "stopped": bool(model.stop_training if stopped is None else stopped),
+    }
+    (tmp / "state.json").write_text(json.dumps(state))
+    final = backup_dir / f"epoch-{epochs_done:05d}"
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for old in backup_dir.glob("epoch-*"):
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def load_backup(model, backup_dir: Path):
+    """Restore the newest complete backup into ``model``; return its state or None."""
+    if not backup_dir.exists():
+        return None
+    for folder in sorted(backup_dir.glob("epoch-*"), reverse=True):
+        try:
+            state = json.loads((folder / "state.json").read_text())
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            model.load_weights(folder / "state.weights.h5")
+            return state
+        except (OSError, ValueError, KeyError) as e:  # a damaged backup: try the one before
+            print(f"backup {folder} unreadable ({e}); trying an older one", flush=True)
+    return None
+
+
+def write_history_csv(path, rows) -> None:
+    cols = ["epoch"]
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            for r in rows:
+                w.writerow(r)
+
+
+def save_model(model, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None, callbacks=(),
+                      evaluate=None, info: dict | None = None, validation_batch_size: int = 1000) -> dict:
+    """Train ``model`` (compiled) on ``data`` and write the contract's outputs.
+
+    ``data`` provides ``dataset(start_epoch, epochs)`` and ``steps_per_epoch``
+    (:class:`anatomy.training.pipeline.ArrayData`). ``files`` holds the paths
+    ``model``, ``history``, ``metrics`` and ``backup`` (the last not a declared
+    output). ``evaluate(model)`` returns the final test metrics. Callbacks
+    with ``get_state``/``set_state`` and a ``name`` have their state backed up.
+    """
+    t_start = time.time()
+    backup_dir = Path(files["backup"])
+    stateful = [cb for cb in callbacks if hasattr(cb, "get_state")]
+    history_rows: list = []
+    state = load_backup(model, backup_dir)
+    start = 0
+    stopped = False
+    if state is not None:
+        start = state["epochs_done"]
+        history_rows.extend(state["history"][:start])
+        for cb in stateful:
+            if cb.name in state["callbacks"]:
+                cb.set_state(state["callbacks"][cb.name])
+        stopped = state["stopped"]
+        print(f"resuming from the backup after epoch {start} ({backup_dir})", flush=True)
+    install_sigterm_handler()
+    if start < epochs and not stopped:
+        model.stop_training = False
+        cbs = [keras.callbacks.TerminateOnNaN(), *callbacks, _make_recorder(history_rows, [epochs]),
+               _make_backup(backup_dir, history_rows, stateful)]
+        model.fit(data.dataset(start, epochs), epochs=epochs, initial_epoch=start,
+                  steps_per_epoch=data.steps_per_epoch, validation_data=validation,
+                  validation_batch_size=validation_batch_size if isinstance(validation, tuple) else None,
+                  callbacks=cbs, shuffle=False, verbose=0)
+    diverged = any(not math.isfinite(r.get("loss", 0.0)) for r in history_rows)
+    test = evaluate(model) if (evaluate is not None and not diverged) else {}
+    metrics = {
+        "test": test,
+        "diverged": diverged,
+        "epochs_run": len(history_rows),
+        "max_epochs": epochs,
+        "stopped_early": len(history_rows) < epochs and not diverged,
+        "train_seconds": round(sum(r["seconds"] for r in history_rows), 3),
+        "wall_seconds_this_run": round(time.time() - t_start, 3),
+        "resumed_from_epoch": start,
+    }
+    metrics.update(info or {})
+    save_model(model, files["model"])
+    write_history_csv(files["history"], history_rows)
+    write_json(files["metrics"], metrics)  # last: the job is complete once it exists
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    return metrics

@@ -1,0 +1,23 @@
+"""Shared initial weights: one file per (model, seed) that every variant starts from."""
+
+from __future__ import annotations
+
+BUILDERS = {
+    "mnist_cnn": "anatomy.models.mnist_cnn:mnist_cnn",
+}
+
+
+def write_initial_weights(model_name: str, path, *, seed: int, kwargs: dict | None = None) -> None:
+    import importlib
+
+    import keras
+
+    from anatomy.io import atomic_path
+
+    keras.utils.set_random_seed(seed)
+    module, fn = BUILDERS[model_name].split(":")
+    model = getattr(importlib.import_module(module), fn)(**(kwargs or {}))
+    with atomic_path(path) as tmp:
+        target = tmp.with_name(tmp.name + ".weights.h5")
+        model.save_weights(target)
+        target.replace(tmp)

@@ -1,0 +1,15 @@
+"""Rule crops_*: train the Keras MNIST CNN on full images or under one window mask."""
+from anatomy.logs import log_step
+
+with log_step(snakemake):
+    import numpy as np
+
+    from anatomy.studies.crops import train_crops_run
+
+    mask = np.load(snakemake.input.mask) if "mask" in snakemake.input.keys() else None
+    train_crops_run(
+        mnist_h5=snakemake.input.mnist, init_weights=snakemake.input.init, mask=mask,
+        files={**{k: snakemake.output[k] for k in ("model", "history", "metrics")}, "backup": snakemake.params.backup},
+        params=snakemake.params.train, threads=snakemake.threads, seed=int(snakemake.wildcards.seed),
+        deterministic=snakemake.params.deterministic,
+    )
