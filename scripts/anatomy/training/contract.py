@@ -133,6 +133,9 @@ def save_backup(model, backup_dir: Path, epochs_done: int, history_rows, statefu
         shutil.rmtree(tmp)
     tmp.mkdir()
     model.save_weights(tmp / "state.weights.h5")  # Keras 3: includes the optimizer's variables
+    # ...but not the dropout layers' random-number state: without it a resumed run
+    # would redraw the masks of epoch 1 and drift from an uninterrupted one.
+    np.savez(tmp / "rng.npz", *[v.numpy() for v in _rng_variables(model)])
     state = {
         "epochs_done": epochs_done,
         "history": history_rows,
@@ -149,6 +152,10 @@ def save_backup(model, backup_dir: Path, epochs_done: int, history_rows, statefu
             shutil.rmtree(old, ignore_errors=True)
 
 
+def _rng_variables(model):
+    return [v for v in model.variables if "seed_generator_state" in v.path]
+
+
 def load_backup(model, backup_dir: Path):
     """Restore the newest complete backup into ``model``; return its state or None."""
     if not backup_dir.exists():
@@ -159,6 +166,9 @@ def load_backup(model, backup_dir: Path):
             if model.optimizer is not None and not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
             model.load_weights(folder / "state.weights.h5")
+            with np.load(folder / "rng.npz") as rng:
+                for k, v in enumerate(_rng_variables(model)):
+                    v.assign(rng[f"arr_{k}"])
             return state
         except (OSError, ValueError, KeyError) as e:  # a damaged backup: try the one before
             print(f"backup {folder} unreadable ({e}); trying an older one", flush=True)

@@ -1,0 +1,115 @@
+"""Shared test helpers: tiny configs and real Snakemake runs in a temporary folder."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def deep_update(base: dict, new: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_update(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def write_tiny_npz(path, *, kind: str, n_train: int, n_test: int) -> Path:
+    """A small labelled set cut from the embedded samples (real images, so models learn)."""
+    src = np.load(ROOT / "resources" / f"{kind}_sample.npz")
+    rng = np.random.default_rng(0)
+    tr = np.sort(rng.choice(len(src["y_train"]), n_train, replace=False))
+    te = np.sort(rng.choice(len(src["y_test"]), n_test, replace=False))
+    np.savez_compressed(path, x_train=src["x_train"][tr], y_train=src["y_train"][tr],
+                        x_test=src["x_test"][te], y_test=src["y_test"][te])
+    return Path(path)
+
+
+TINY = {
+    "scale": "tiny",
+    "threads": 1,
+    "data": {
+        "mnist": {"source": "npz", "path": "tiny_mnist.npz"},
+        "cifar10": {"source": "npz", "path": "tiny_cifar10.npz", "shards": 2},
+        "digits": {"source": "derived", "path": None, "train_fraction": 0.6},
+    },
+    "crops": {
+        "train_size": None,
+        "learning_rate": 0.002,
+        "stopping": {"max_epochs": 2, "patience": 15, "ratio": 0.995},
+        "baseline": {"batch_size": 64, "seeds": [0]},
+    },
+}
+
+
+def tiny_config(overrides: dict | None = None) -> dict:
+    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    return deep_update(deep_update(base, TINY), overrides or {})
+
+
+class Workflow:
+    """A working folder with its own config/config.yaml; runs the repo's Snakefile there."""
+
+    def __init__(self, path: Path, config: dict):
+        self.path = Path(path)
+        (self.path / "config").mkdir(parents=True, exist_ok=True)
+        self.write_config(config)
+        write_tiny_npz(self.path / "tiny_mnist.npz", kind="mnist", n_train=600, n_test=200)
+        write_tiny_npz(self.path / "tiny_cifar10.npz", kind="cifar10", n_train=200, n_test=100)
+
+    def write_config(self, config: dict) -> None:
+        self.config = config
+        (self.path / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def run(self, *args, check=True, timeout=900) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(self.path),
+               "--cores", "2", *args]
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        if check and p.returncode != 0:
+            raise AssertionError(f"snakemake {' '.join(args)} failed:\n{p.stdout[-4000:]}\n{p.stderr[-6000:]}")
+        return p
+
+    def dry_run_jobs(self, *args) -> dict:
+        """Job counts per rule from a dry run ({} when nothing is to be done)."""
+        p = self.run("-n", *args)
+        return parse_job_counts(p.stdout + p.stderr)
+
+
+def parse_job_counts(text: str) -> dict:
+    counts, on = {}, False
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("job") and "count" in s:
+            on = True
+            continue
+        if on:
+            if not s or s.startswith("-"):
+                continue
+            parts = s.split()
+            if len(parts) != 2 or not parts[1].isdigit():
+                break
+            if parts[0] == "total":
+                break
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture(scope="session")
+def tiny_workflow(tmp_path_factory):
+    """The tiny config run once, end to end; tests read its outputs."""
+    wf = Workflow(tmp_path_factory.mktemp("tiny"), tiny_config())
+    wf.run()
+    return wf

@@ -1,0 +1,133 @@
+"""The training contract: outputs, resume after SIGKILL, SIGTERM, divergence, the stopping rule."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+
+TRAIN_SCRIPT = textwrap.dedent("""
+    import sys, time, json
+    from pathlib import Path
+    sys.path.insert(0, {scripts!r})
+    from anatomy.training.setup import configure_tensorflow
+    configure_tensorflow(threads=1, seed=3, deterministic=True)
+    import keras, numpy as np
+    from anatomy.training.contract import fit_with_contract
+    from anatomy.training.pipeline import ArrayData
+
+    out = Path(sys.argv[1]); epochs = int(sys.argv[2]); pause_at = int(sys.argv[3]); lr = float(sys.argv[4])
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (512, 8, 8, 1), dtype=np.uint8)
+    y = (x.reshape(512, -1).mean(1) > 127).astype("int64")
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dropout(0.3), keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.SGD(lr, momentum=0.9), "sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    class Pause(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.params and pause_at >= 0 and self._epoch == pause_at and batch == 3:
+                (out / "paused").write_text("1")
+                time.sleep(600)
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch = epoch
+
+    files = {{"model": out / "model.keras", "history": out / "history.csv", "metrics": out / "metrics.json",
+             "backup": out / "backup"}}
+    val = (x[:64].astype("float32") / 255.0, y[:64])
+    fit_with_contract(model, ArrayData(x, y, batch_size=32, seed=3), epochs=epochs, files=files, validation=val,
+                      callbacks=[Pause()], evaluate=lambda m: m.evaluate(*val, verbose=0, return_dict=True))
+    np.save(out / "weights0.npy", model.get_weights()[0])
+""")
+
+
+def _start(out: Path, epochs: int, pause_at: int, lr: float = 0.05):
+    script = out / "train.py"
+    script.write_text(TRAIN_SCRIPT.format(scripts=str(ROOT / "scripts")))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.Popen([sys.executable, str(script), str(out), str(epochs), str(pause_at), str(lr)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+
+
+def _wait_paused(out: Path, proc, timeout=120):
+    t0 = time.time()
+    while not (out / "paused").exists():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() - t0 < timeout, "training never reached the pause"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_mid_epoch_resumes_after_last_finished_epoch(tmp_path, sig):
+    import numpy as np
+
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    killed.mkdir(), clean.mkdir()
+    p = _start(killed, epochs=4, pause_at=2)  # dies inside the third epoch
+    _wait_paused(killed, p)
+    p.send_signal(sig)
+    out = p.communicate(timeout=60)[0]
+    if sig == signal.SIGTERM:
+        assert p.returncode == 143, out  # preempted: non-zero, so a scheduler retries it
+    assert not (killed / "metrics.json").exists()
+    assert (killed / "backup" / "epoch-00002").exists()
+
+    (killed / "paused").unlink()
+    p = _start(killed, epochs=4, pause_at=-1)
+    out = p.communicate(timeout=120)[0]
+    assert p.returncode == 0, out
+    assert "resuming from the backup after epoch 2" in out
+    hist = pd.read_csv(killed / "history.csv")
+    assert hist["epoch"].tolist() == [1, 2, 3, 4]
+    metrics = json.loads((killed / "metrics.json").read_text())
+    assert metrics["resumed_from_epoch"] == 2 and metrics["epochs_run"] == 4
+
+    p = _start(clean, epochs=4, pause_at=-1)
+    assert p.wait(timeout=120) == 0
+    ref = pd.read_csv(clean / "history.csv")
+    # Same batches, same dropout draws, same optimizer state: the resumed run matches.
+    np.testing.assert_allclose(hist["loss"], ref["loss"], rtol=1e-5)
+    np.testing.assert_allclose(np.load(killed / "weights0.npy"), np.load(clean / "weights0.npy"), rtol=1e-5, atol=1e-6)
+
+
+def test_divergence_ends_cleanly_with_history_kept(tmp_path):
+    p = _start(tmp_path, epochs=3, pause_at=-1, lr=1e12)
+    out = p.communicate(timeout=120)[0]
+    assert p.returncode == 0, out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["diverged"] is True and metrics["test"] == {}
+    assert len(pd.read_csv(tmp_path / "history.csv")) >= 1
+
+
+def test_published_stopping_rule_needs_both_conditions():
+    from anatomy.training.contract import PublishedStopping
+
+    class M:
+        stop_training = False
+
+    cb = PublishedStopping(patience=2, ratio=0.995)
+    cb.set_model(M()) if hasattr(cb, "set_model") else None
+    cb._model = cb.model if hasattr(cb, "model") else M()
+    logs = [(0.90, 0.95), (0.95, 0.94), (0.96, 0.94)]  # val stalls for 2 epochs but train*0.995 > val only at 3rd
+    for epoch, (train, val) in enumerate(logs):
+        cb.on_epoch_end(epoch, {"accuracy": train, "val_accuracy": val})
+    assert cb.wait == 2 and cb.model.stop_training is True
+    cb2 = PublishedStopping(patience=2, ratio=0.995)
+    cb2.set_model(M())
+    for epoch, (train, val) in enumerate([(0.90, 0.95), (0.90, 0.94), (0.90, 0.94)]):
+        cb2.on_epoch_end(epoch, {"accuracy": train, "val_accuracy": val})
+    assert cb2.wait == 2 and cb2.model.stop_training is False  # train accuracy too low: keep going
+    state = cb.get_state()
+    cb3 = PublishedStopping(patience=2, ratio=0.995)
+    cb3.set_state(state)
+    assert cb3.get_state() == state

@@ -1,0 +1,88 @@
+"""Workflow tests: Snakemake for real on the tiny config, dry runs of the shipped configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import pandas as pd
+import pytest
+
+from conftest import ROOT, Workflow, parse_job_counts, tiny_config
+
+pytestmark = pytest.mark.workflow
+
+
+def test_tiny_run_writes_every_output_and_they_parse(tiny_workflow):
+    r = tiny_workflow.path / "results"
+    with h5py.File(r / "data" / "mnist.h5", "r") as f:
+        assert f["train/x"].shape == (600, 28, 28, 1) and f["train/x"].dtype == "uint8"
+        assert f["test/y"].shape == (200,)
+        assert f.attrs["source"].startswith("npz:")
+    manifest = json.loads((r / "data" / "cifar10" / "manifest.json").read_text())
+    assert manifest["counts"] == {"train": 200, "test": 100}
+    assert all((r / "data" / "cifar10" / n).exists() for n in manifest["shards"]["train"] + manifest["shards"]["test"])
+    train = pd.read_csv(r / "data" / "digits" / "train.csv")
+    test = pd.read_csv(r / "data" / "digits" / "test.csv")
+    labels = pd.read_csv(r / "data" / "digits" / "test_labels.csv")
+    assert len(train) + len(test) == 800 and len(train) == 480
+    assert list(train.columns[:2]) == ["label", "pixel0"] and list(test.columns[:1]) == ["pixel0"]
+    assert len(labels) == len(test) and labels["ImageId"].tolist() == list(range(1, len(test) + 1))
+
+    run = r / "crops" / "baseline" / "seed0"
+    hist = pd.read_csv(run / "history.csv")
+    assert hist["epoch"].tolist() == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"} <= set(hist.columns)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2 and metrics["seed"] == 0 and metrics["device"] in ("CPU", "GPU")
+    assert metrics["params"]["learning_rate"] == 0.002 and "tensorflow" in metrics["versions"]
+    assert 0.3 < metrics["test"]["accuracy"] <= 1.0  # it learned something from 600 images
+    assert (run / "model.keras").stat().st_size > 0
+    log = (r / "logs" / "crops" / "baseline_seed0.log").read_text()
+    assert "epoch 2/2" in log and "\r" not in log
+    assert (r / "benchmarks" / "crops" / "baseline_seed0.tsv").exists()
+    png = (r / "crops" / "figures" / "baseline_curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (r / ".resume" / "crops" / "baseline" / "seed0").exists()  # backup removed once complete
+
+
+def test_rerun_with_nothing_changed_runs_no_job(tiny_workflow):
+    assert tiny_workflow.dry_run_jobs() == {}
+
+
+def test_changing_one_value_reruns_only_the_jobs_it_touches(tiny_workflow):
+    wf, original = tiny_workflow, tiny_workflow.config
+    try:
+        wf.write_config(tiny_config({"crops": {"learning_rate": 0.003}}))
+        jobs = wf.dry_run_jobs()
+        assert set(jobs) == {"crops_baseline", "crops_baseline_curves", "all"}, jobs
+        wf.write_config(tiny_config({"data": {"digits": {"train_fraction": 0.5}}}))
+        assert set(wf.dry_run_jobs()) == {"digits_csv", "all"}
+    finally:
+        wf.write_config(original)
+    assert wf.dry_run_jobs() == {}
+
+
+def test_bad_config_is_refused_before_any_job(tmp_path):
+    wf = Workflow(tmp_path, tiny_config({"crops": {"window": {"size": 40, "batch_size": 10}}}))
+    p = wf.run("-n", check=False)
+    assert p.returncode != 0
+    assert "crops.window.size" in p.stdout + p.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("configfile, expected", [
+    ("config.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 1,
+                     "crops_baseline": 1, "crops_baseline_curves": 1}),
+    ("full.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 3,
+                   "crops_baseline": 3, "crops_baseline_curves": 1}),
+])
+def test_dry_runs_of_shipped_configs_list_the_expected_jobs(tmp_path, configfile, expected):
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config" / configfile).read_text())
+    counts = Workflow(tmp_path, config).dry_run_jobs()
+    counts.pop("all", None)
+    for rule, n in expected.items():
+        assert counts.get(rule) == n, (rule, counts)
