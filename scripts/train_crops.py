@@ -7,9 +7,10 @@ with log_step(snakemake):
     from anatomy.studies.crops import train_crops_run
 
     mask = np.load(snakemake.input.mask) if "mask" in snakemake.input.keys() else None
+    seed = int(snakemake.wildcards.get("seed", snakemake.params.get("seed", 0)))
     train_crops_run(
         mnist_h5=snakemake.input.mnist, init_weights=snakemake.input.init, mask=mask,
-        files={**{k: snakemake.output[k] for k in ("model", "history", "metrics")}, "backup": snakemake.params.backup},
-        params=snakemake.params.train, threads=snakemake.threads, seed=int(snakemake.wildcards.seed),
+        files={**{k: snakemake.output[k] for k in ("model", "history", "metrics", "predictions")}, "backup": snakemake.params.backup},
+        params=snakemake.params.train, threads=snakemake.threads, seed=seed, data_seed=snakemake.params.data_seed,
         deterministic=snakemake.params.deterministic,
     )

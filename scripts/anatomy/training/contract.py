@@ -85,6 +85,23 @@ class PublishedStopping(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class EvaluateEachEpoch(keras.callbacks.Callback):
+    """Score ``data = (x, y)`` after every epoch and add ``{prefix}{metric}`` to the epoch's logs.
+
+    Place it before the callbacks that read the logs (stopping, history).
+    """
+
+    def __init__(self, data, prefix: str = "test_", batch_size: int = 1000):
+        super().__init__()
+        self.data, self.prefix, self.batch_size = data, prefix, batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        res = self.model.evaluate(*self.data, batch_size=self.batch_size, verbose=0, return_dict=True)
+        logs.update({f"{self.prefix}{k}": float(v) for k, v in res.items()})
+
+
 def _make_recorder(history_rows: list, started: list):
     class _Recorder(keras.callbacks.Callback):
         """History rows + one progress line per epoch (no carriage-return bars)."""

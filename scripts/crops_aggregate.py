@@ -1,0 +1,44 @@
+"""Rule crops_aggregate: windows.csv, the verdict and every crops figure (no TensorFlow)."""
+from pathlib import Path
+
+from anatomy.logs import log_step
+
+with log_step(snakemake):
+    import pandas as pd
+
+    from anatomy.io import read_dataset_h5, write_json  # noqa: F401
+    from anatomy.plots import crops as plots
+    from anatomy.studies import crops
+
+    out, prov = snakemake.output, snakemake.params.provenance
+    x_test, y_test = read_dataset_h5(snakemake.input.mnist, "test")
+    base_hist = {s: pd.read_csv(p) for s, p in zip(snakemake.params.seeds, snakemake.input.baseline)}
+    baseline = crops.baseline_table(base_hist)
+    runs = []
+    for p in snakemake.input.windows:
+        run_dir = Path(p).parent
+        runs.append({"mask": run_dir.parent.name, **crops.parse_run_name(run_dir.name), "history": pd.read_csv(p)})
+    windows = crops.windows_table(runs, baseline, x_test=x_test)
+    stats = crops.baseline_stats(baseline)
+
+    windows.to_csv(out.windows, index=False, float_format="%.5f")
+    baseline.to_csv(out.baseline, index=False, float_format="%.5f")
+    windows[windows["beats_baseline"]].to_csv(out.beats, index=False, float_format="%.5f")
+    pd.DataFrame([crops.verdict(windows, baseline)]).to_csv(out.verdict, index=False, float_format="%.5f")
+
+    plots.heatmap(windows, "window", stats, out.heatmap_window, provenance=prov)
+    plots.heatmap(windows, "as_published", stats, out.heatmap_as_published, provenance=prov)
+    plots.importance(crops.importance_map(windows), stats, out.importance, provenance=prov)
+    plots.examples(x_test, y_test, windows, out.examples, provenance=prov)
+    positions = [(0, 14), (18, 1)] + [(r.i, r.j) for r in windows.drop_duplicates(["i", "j"]).itertuples()][:3]
+    size = snakemake.params.size
+    positions = [p for p in dict.fromkeys(positions) if p[0] + size <= 28 and p[1] + size <= 28]
+    plots.masks_compared(x_test, positions, size, out.masks_compared, provenance=prov)
+    plots.ink_vs_accuracy(windows, stats, out.ink_vs_accuracy, provenance=prov)
+    best = windows[windows["mask"] == "window"].nlargest(3, "test_accuracy")
+    hist = {f"baseline seed {s}": h for s, h in base_hist.items()}
+    for r in best.itertuples():
+        hist[f"window ({r.i},{r.j})"] = next(x["history"] for x in runs
+                                             if (x["mask"], x["i"], x["j"]) == ("window", r.i, r.j))
+    plots.curves(hist, out.curves, provenance=prov)
+    print(windows.to_string())
