@@ -47,9 +47,13 @@ TINY = {
     },
     "crops": {
         "train_size": None,
+        "validation_size": 100,
         "learning_rate": 0.002,
         "stopping": {"max_epochs": 2, "patience": 15, "ratio": 0.995},
-        "baseline": {"batch_size": 64, "seeds": [0]},
+        "baseline": {"batch_size": 64, "seeds": [0, 1]},
+        "window": {"size": 9, "batch_size": 64},
+        "grids": {"window": {"rows": [0, 10], "cols": [1, 14]}, "as_published": {"rows": [0], "cols": [14]}},
+        "stacking": {"k": 2},
     },
 }
 

@@ -31,13 +31,14 @@ def test_tiny_run_writes_every_output_and_they_parse(tiny_workflow):
     assert len(labels) == len(test) and labels["ImageId"].tolist() == list(range(1, len(test) + 1))
 
     run = r / "crops" / "baseline" / "seed0"
+    assert (run / "predictions.npz").exists()
     hist = pd.read_csv(run / "history.csv")
     assert hist["epoch"].tolist() == [1, 2]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"} <= set(hist.columns)
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["epochs_run"] == 2 and metrics["seed"] == 0 and metrics["device"] in ("CPU", "GPU")
+    assert metrics["epochs_run"] == 2 and metrics["seed"] == 0 and metrics["train_images"] == 500 and metrics["device"] in ("CPU", "GPU")
     assert metrics["params"]["learning_rate"] == 0.002 and "tensorflow" in metrics["versions"]
-    assert 0.3 < metrics["test"]["accuracy"] <= 1.0  # it learned something from 600 images
+    assert 0.3 < metrics["test"]["accuracy"] <= 1.0  # it learned something from 500 images
     assert (run / "model.keras").stat().st_size > 0
     log = (r / "logs" / "crops" / "baseline_seed0.log").read_text()
     assert "epoch 2/2" in log and "\r" not in log
@@ -56,7 +57,12 @@ def test_changing_one_value_reruns_only_the_jobs_it_touches(tiny_workflow):
     try:
         wf.write_config(tiny_config({"crops": {"learning_rate": 0.003}}))
         jobs = wf.dry_run_jobs()
-        assert set(jobs) == {"crops_baseline", "crops_baseline_curves", "all"}, jobs
+        assert set(jobs) == {"crops_baseline", "crops_window", "crops_baseline_curves", "crops_aggregate",
+                             "crops_stacking", "all"}, jobs
+        assert jobs["crops_baseline"] == 2 and jobs["crops_window"] == 5
+        wf.write_config(tiny_config({"crops": {"window": {"size": 7}}}))
+        jobs = wf.dry_run_jobs()
+        assert set(jobs) == {"crops_mask", "crops_window", "crops_aggregate", "crops_stacking", "all"}, jobs
         wf.write_config(tiny_config({"data": {"digits": {"train_fraction": 0.5}}}))
         assert set(wf.dry_run_jobs()) == {"digits_csv", "all"}
     finally:
@@ -73,10 +79,12 @@ def test_bad_config_is_refused_before_any_job(tmp_path):
 
 
 @pytest.mark.parametrize("configfile, expected", [
-    ("config.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 1,
-                     "crops_baseline": 1, "crops_baseline_curves": 1}),
+    ("config.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 3,
+                     "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 22, "crops_window": 22,
+                     "crops_aggregate": 1, "crops_stacking": 1}),
     ("full.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 3,
-                   "crops_baseline": 3, "crops_baseline_curves": 1}),
+                   "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 761, "crops_window": 761,
+                   "crops_aggregate": 1, "crops_stacking": 1}),
 ])
 def test_dry_runs_of_shipped_configs_list_the_expected_jobs(tmp_path, configfile, expected):
     import yaml

@@ -1,0 +1,142 @@
+"""Crops study: the two masks, ink kept, importance, the verdict and stacking across."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anatomy.studies import crops
+
+
+def test_as_published_mask_at_0_14_zeroes_exactly_rows_9_27_of_columns_23_27():
+    keep = crops.as_published_mask(0, 14, 9)
+    zeroed = np.argwhere(~keep)
+    assert set(map(tuple, zeroed)) == {(r, c) for r in range(9, 28) for c in range(23, 28)}
+
+
+@pytest.mark.parametrize("i, j", [(0, 0), (5, 11), (18, 1), (19, 19), (10, 3)])
+def test_as_published_mask_zeroes_exactly_the_two_blocks(i, j):
+    keep = crops.as_published_mask(i, j, 9)
+    expected = np.ones((28, 28), bool)
+    for r in range(28):
+        for c in range(28):
+            if (r < i and c < j) or (r >= i + 9 and c >= j + 9):
+                expected[r, c] = False
+    np.testing.assert_array_equal(keep, expected)
+
+
+@pytest.mark.parametrize("i, j", [(0, 0), (0, 14), (18, 1), (19, 19), (7, 12)])
+def test_window_mask_keeps_exactly_81_pixels_inside_the_window(i, j):
+    keep = crops.window_mask(i, j, 9)
+    assert keep.sum() == 81
+    assert keep[i:i + 9, j:j + 9].all()
+
+
+def test_window_that_does_not_fit_is_refused():
+    with pytest.raises(ValueError, match="does not fit"):
+        crops.window_mask(20, 0, 9)
+
+
+def test_apply_mask_zeroes_outside_and_keeps_dtype():
+    x = np.full((2, 28, 28, 1), 200, np.uint8)
+    out = crops.apply_mask(x, crops.window_mask(3, 4, 9))
+    assert out.dtype == np.uint8 and out.sum() == 2 * 81 * 200
+
+
+def test_ink_kept_counts_intensity_inside_the_mask():
+    x = np.zeros((1, 28, 28, 1), np.uint8)
+    x[0, 0:2, 0:2] = 100
+    x[0, 20, 20] = 200
+    assert crops.ink_kept(x, crops.window_mask(0, 0, 9)) == pytest.approx(400 / 600)
+
+
+def test_validation_split_is_stratified_disjoint_and_seeded():
+    y = np.repeat(np.arange(10), 50)
+    x = np.zeros((500, 28, 28, 1), np.uint8)
+    tr, va = crops.split_train_validation(x, y, validation_size=100, seed=1)
+    assert len(va) == 100 and not set(tr) & set(va)
+    assert (np.bincount(y[va]) == 10).all()
+    tr2, va2 = crops.split_train_validation(x, y, validation_size=100, seed=1)
+    np.testing.assert_array_equal(va, va2)
+
+
+def _history(val, test, binary=0.95):
+    return pd.DataFrame({"epoch": np.arange(1, len(val) + 1), "val_accuracy": val, "test_accuracy": test,
+                         "test_binary_accuracy": binary, "seconds": 1.0, "loss": 0.1})
+
+
+def test_run_summary_separates_clean_and_published_style_selection():
+    s = crops.run_summary(_history([0.8, 0.9, 0.85], [0.7, 0.8, 0.95]))
+    assert s["epoch_of_best"] == 2 and s["test_accuracy"] == 0.8
+    assert s["best_test_accuracy_published_style"] == 0.95
+
+
+def test_verdict_distinguishes_the_three_explanations():
+    base = crops.baseline_table({0: _history([0.9], [0.90]), 1: _history([0.9], [0.92])})
+    x = np.ones((4, 28, 28, 1), np.uint8)
+
+    def table(window_acc, published_acc):
+        runs = [{"mask": "window", "i": 0, "j": 14, "size": 9, "history": _history([0.5], [window_acc])},
+                {"mask": "as_published", "i": 0, "j": 14, "size": 9, "history": _history([0.5], [published_acc])}]
+        return crops.windows_table(runs, base, x_test=x)
+
+    assert crops.verdict(table(0.5, 0.91), base)["verdict"].startswith("within")
+    assert crops.verdict(table(0.5, 0.95), base)["verdict"] == "reproduced only with the published mask"
+    v = crops.verdict(table(0.96, 0.95), base)
+    assert v["verdict"] == "reproduced with a true window"
+    assert v["baseline_mean"] == pytest.approx(0.91) and v["baseline_spread"] == pytest.approx(np.std([0.9, 0.92], ddof=1))
+    assert v["window_at_0_14"] == 0.96
+
+
+def test_importance_map_averages_covering_windows():
+    w = pd.DataFrame({"mask": ["window", "window"], "i": [0, 0], "j": [0, 5], "size": [9, 9],
+                      "test_accuracy": [0.4, 0.8]})
+    m = crops.importance_map(w)
+    assert m[0, 0] == pytest.approx(0.4) and m[0, 6] == pytest.approx(0.6) and m[0, 13] == pytest.approx(0.8)
+    assert np.isnan(m[27, 27])
+
+
+def test_stacking_across_scores_average_stack_and_control():
+    rng = np.random.default_rng(0)
+    y_val, y_test = rng.integers(0, 10, 200), rng.integers(0, 10, 300)
+
+    def probs(y, acc):
+        p = np.full((len(y), 10), 0.01)
+        right = rng.random(len(y)) < acc
+        p[np.arange(len(y)), np.where(right, y, (y + 1) % 10)] = 0.91
+        return p
+
+    names = ["a", "b", "c"]
+    val = {n: probs(y_val, 0.7) for n in names}
+    test = {n: probs(y_test, 0.7) for n in names}
+    control = [probs(y_test, 0.9) for _ in range(3)]
+    t = crops.stacking_across(val, test, y_val, y_test, names, k=3, control_probs=control, seed=0)
+    assert len(t) == 5 and t["test_accuracy"].between(0, 1).all()
+    assert t.iloc[2]["test_accuracy"] > 0.75  # three independent 70% voters beat one
+    assert t.iloc[2]["windows"] == "a b c"
+
+
+@pytest.mark.workflow
+def test_tiny_workflow_writes_the_crops_tables_and_figures(tiny_workflow):
+    r = tiny_workflow.path / "results" / "crops"
+    w = pd.read_csv(r / "windows.csv")
+    assert len(w) == 5 and set(w["mask"]) == {"window", "as_published"}
+    assert {"i", "j", "best_val_accuracy", "epoch_of_best", "epochs_run", "seconds", "ink_kept",
+            "test_accuracy", "beats_baseline"} <= set(w.columns)
+    pub = w[w["mask"] == "as_published"].iloc[0]
+    win = w[(w["mask"] == "window") & (w["i"] == 0) & (w["j"] == 14)].iloc[0]
+    assert pub["ink_kept"] > 0.9 > win["ink_kept"]
+    verdict = pd.read_csv(r / "verdict.csv").iloc[0]
+    assert verdict["baseline_seeds"] == 2 and isinstance(verdict["verdict"], str)
+    stacking = pd.read_csv(r / "stacking.csv")
+    assert len(stacking) == 5 and stacking["test_accuracy"].between(0, 1).all()
+    for name in ["heatmap_window", "heatmap_as_published", "importance", "examples", "masks_compared",
+                 "ink_vs_accuracy", "curves", "stacking", "baseline_curves"]:
+        assert (r / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+    mask = np.load(r / "masks" / "window" / "s9_i0_j14.npy")
+    assert mask.shape == (28, 28) and mask.sum() == 81
+    m = json.loads((r / "window" / "s9_i0_j14" / "metrics.json").read_text())
+    assert m["params"]["batch_size"] == 64 and m["train_images"] == 500
