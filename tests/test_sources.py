@@ -149,8 +149,6 @@ def test_load_npz_never_unpickles(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an object (pickled) array in the npz raises numpy's bare ValueError "
-                   "from npz[key] (sources.py, load_npz_splits), not a DataError naming the file and array")
 def test_load_npz_object_array_is_data_error_naming_file(tmp_path):
     path = _npz(tmp_path / "m.npz", y_train=np.array([0, 1, 2, 3, 4, None], dtype=object))
     with pytest.raises(DataError) as e:

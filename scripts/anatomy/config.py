@@ -33,7 +33,7 @@ def schema_errors(config: dict, schema: dict) -> list[str]:
         where = _key(e.absolute_path)
         if e.validator == "additionalProperties":
             allowed = sorted(e.schema.get("properties", {}))
-            extra = sorted(set(e.instance) - set(allowed))
+            extra = sorted(set(map(str, e.instance)) - set(allowed))
             for k in extra:
                 key = f"{where}.{k}" if e.absolute_path else k
                 out.append(f"config key '{key}' is not known (allowed under {where}: {', '.join(allowed)})")

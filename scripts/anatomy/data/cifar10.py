@@ -35,10 +35,13 @@ def parse_binary_batch(name: str, raw: bytes):
     """Decode one file of the binary version: 1 label byte + 3072 CHW pixel bytes per image."""
     if len(raw) % RECORD:
         raise DataError(f"{name}: {len(raw)} bytes is not a multiple of the {RECORD}-byte record; truncated file")
+    if not raw:
+        raise DataError(f"{name}: empty file, expected {RECORD}-byte records")
     arr = np.frombuffer(raw, dtype=np.uint8).reshape(-1, RECORD)
     y = arr[:, 0].astype(np.int64)
     if y.max() > 9:
-        raise DataError(f"{name}: record {int(np.argmax(y > 9))} has label {y.max()}, outside 0..9")
+        bad = int(np.argmax(y > 9))
+        raise DataError(f"{name}: record {bad} has label {y[bad]}, outside 0..9")
     x = arr[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(x), y
 

@@ -33,7 +33,8 @@ def read_digits_csv(path, *, labelled: bool):
     if not path.exists():
         raise DataError(f"{path}: file not found")
     with open(path, newline="") as f:
-        header = f.readline().rstrip("\r\n").split(",")
+        lines = f.read().splitlines()
+    header = lines[0].split(",") if lines else []
     if header != expected:
         for pos, (got, want) in enumerate(zip(header + [None] * len(expected), expected + [None] * len(header))):
             if got != want:
@@ -42,29 +43,49 @@ def read_digits_csv(path, *, labelled: bool):
             f"{path}: line 1 (header): column {pos + 1} is {got!r}, expected {want!r} "
             f"(the header must be {'label,' if labelled else ''}pixel0,...,pixel783: {len(expected)} columns, got {len(header)})"
         )
+    for n, line in enumerate(lines[1:], start=2):
+        fields = line.count(",") + 1
+        if not line.strip():
+            raise DataError(f"{path}: line {n} is blank: column '{expected[0]}' and every other is empty "
+                            "(a blank line in the data)")
+        if fields != len(expected):
+            raise DataError(f"{path}: line {n} has {fields} fields, expected {len(expected)} "
+                            f"({'a missing' if fields < len(expected) else 'an extra'} column; "
+                            f"the last column is '{expected[-1]}')")
     try:
+        # index_col=False: a row with one field too many is an error, never an implicit index.
         df = pd.read_csv(path, skip_blank_lines=False, dtype=str, keep_default_na=False, na_filter=False,
-                         engine="c", low_memory=False)
+                         engine="c", low_memory=False, index_col=False)
     except pd.errors.ParserError as e:
         raise DataError(f"{path}: {e} (line numbers count the header as line 1)") from e
     if len(df) == 0:
         raise DataError(f"{path}: no data rows")
-    values = df.to_numpy()
+    if list(df.columns) != expected:
+        raise DataError(f"{path}: a row has more fields than the header's {len(expected)} columns")
+    values = df.to_numpy().astype(str)
+    try:
+        # ASCII only: str.isdigit alone would accept '²', '٣' or full-width digits.
+        raw = np.char.encode(values, "ascii")
+    except UnicodeEncodeError:
+        r, c = next((r, c) for r, row in enumerate(values) for c, v in enumerate(row) if not v.isascii())
+        raise DataError(f"{path}: line {r + 2}, column '{expected[c]}' is {values[r, c]!r}, "
+                        "not a non-negative integer") from None
     # Every cell must be a plain non-negative integer.
-    ok = np.char.isdigit(values.astype(str))
+    ok = np.char.isdigit(raw)
     if not ok.all():
         r, c = np.argwhere(~ok)[0]
         cell = values[r, c]
         what = "is empty (a short row or a blank line)" if cell == "" else f"is {cell!r}, not a non-negative integer"
         raise DataError(f"{path}: line {r + 2}, column '{expected[c]}' {what}")
-    ints = values.astype(np.int64)
     limits = np.full(len(expected), 255)
     if labelled:
         limits[0] = 9
+    too_long = np.char.str_len(raw) > 3  # also keeps huge numbers from overflowing int64
+    ints = np.where(too_long, b"999", raw).astype(np.int64)
     bad = ints > limits
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise DataError(f"{path}: line {r + 2}, column '{expected[c]}' is {ints[r, c]}, outside 0..{limits[c]}")
+        raise DataError(f"{path}: line {r + 2}, column '{expected[c]}' is {values[r, c]}, outside 0..{limits[c]}")
     if labelled:
         y, px = ints[:, 0], ints[:, 1:]
     else:

@@ -116,7 +116,10 @@ def load_npz_splits(path, *, image_shape: tuple, num_classes: int):
             for key in (xs, ys):
                 if key not in npz.files:
                     raise DataError(f"{path}: missing array '{key}' (has: {', '.join(npz.files) or 'none'})")
-            x, y = npz[xs], npz[ys]
+            try:
+                x, y = npz[xs], npz[ys]
+            except ValueError as e:  # e.g. an object array: refused, never unpickled
+                raise DataError(f"{path}: array '{xs}' or '{ys}' cannot be read without unpickling ({e})") from e
             if x.dtype != np.uint8:
                 raise DataError(f"{path}: array '{xs}' has dtype {x.dtype}, expected uint8")
             if x.ndim == len(image_shape) and image_shape[-1] == 1:

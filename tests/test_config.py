@@ -1,0 +1,159 @@
+"""anatomy.config.validate_config against config/schema.yaml: closed sections, named keys."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from anatomy.config import ConfigError, load_yaml, validate_config
+
+from conftest import ROOT
+
+SCHEMA = ROOT / "config" / "schema.yaml"
+QUICK = load_yaml(ROOT / "config" / "config.yaml")
+FULL = load_yaml(ROOT / "config" / "full.yaml")
+
+
+def _config(**changes):
+    """A deep copy of the quick config with dotted keys set (value ``...`` deletes the key)."""
+    cfg = copy.deepcopy(QUICK)
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = cfg
+        for p in parents:
+            node = node[p]
+        if value is ...:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return cfg
+
+
+def _error(cfg) -> str:
+    with pytest.raises(ConfigError) as e:
+        validate_config(cfg, SCHEMA)
+    return str(e.value)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "full.yaml"])
+def test_shipped_configs_validate(name):
+    cfg = load_yaml(ROOT / "config" / name)
+    assert validate_config(cfg, SCHEMA) is cfg
+
+
+def test_unknown_top_level_key():
+    msg = _error(_config(colour="blue"))
+    assert "'colour'" in msg and "not known" in msg
+
+
+def test_unknown_nested_key_named_with_its_path():
+    msg = _error(_config(crops__foo=1))
+    assert "'crops.foo'" in msg
+    # the message lists what is allowed there
+    assert "window" in msg and "stopping" in msg
+
+
+def test_unknown_deeply_nested_key():
+    msg = _error(_config(crops__stopping__max_epoch=3))
+    assert "'crops.stopping.max_epoch'" in msg
+
+
+def test_every_problem_listed():
+    msg = _error(_config(crops__foo=1, bar=2))
+    assert "'crops.foo'" in msg and "'bar'" in msg
+
+
+def test_negative_max_epochs():
+    msg = _error(_config(crops__stopping__max_epochs=-1))
+    assert "crops.stopping.max_epochs" in msg and "-1" in msg
+
+
+def test_wrong_type_threads():
+    msg = _error(_config(threads="two"))
+    assert re.search(r"'threads'.*'two'.*integer", msg), msg
+
+
+def test_missing_required_key():
+    msg = _error(_config(seed=...))
+    assert "seed" in msg
+
+
+def test_window_larger_than_image():
+    msg = _error(_config(crops__window__size=30))
+    assert "crops.window.size" in msg and "30" in msg
+
+
+def test_window_grid_runs_past_image():
+    cfg = _config()
+    cfg["crops"]["grids"]["window"]["rows"] = [0, 20]  # 20 + 9 > 28
+    msg = _error(cfg)
+    assert "crops.grids.window.rows" in msg and "19" in msg
+
+
+@pytest.mark.parametrize("section", ["mnist", "cifar10"])
+def test_npz_source_needs_path(section):
+    cfg = _config()
+    cfg["data"][section] = {**cfg["data"][section], "source": "npz", "path": None}
+    msg = _error(cfg)
+    assert f"data.{section}.path" in msg
+    cfg["data"][section]["path"] = "/some/file.npz"
+    validate_config(cfg, SCHEMA)
+
+
+def test_kaggle_source_needs_path():
+    cfg = _config()
+    cfg["data"]["digits"] = {**cfg["data"]["digits"], "source": "kaggle", "path": None}
+    assert "data.digits.path" in _error(cfg)
+
+
+def test_empty_seeds_rejected():
+    msg = _error(_config(crops__baseline__seeds=[]))
+    assert "crops.baseline.seeds" in msg
+
+
+def test_duplicate_seeds_rejected():
+    assert "crops.baseline.seeds" in _error(_config(crops__baseline__seeds=[1, 1]))
+
+
+def test_unknown_source_rejected():
+    cfg = _config()
+    cfg["data"]["mnist"]["source"] = "ftp"
+    assert "data.mnist.source" in _error(cfg)
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 1.5])
+def test_train_fraction_bounds(fraction):
+    cfg = _config()
+    cfg["data"]["digits"]["train_fraction"] = fraction
+    assert "data.digits.train_fraction" in _error(cfg)
+
+
+TOP_KEYS = set(load_yaml(SCHEMA)["properties"])
+CROPS_KEYS = set(load_yaml(SCHEMA)["properties"]["crops"]["properties"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(key=st.text(min_size=1, max_size=20), under_crops=st.booleans(), value=st.one_of(st.integers(), st.text()))
+def test_property_unknown_key_always_named(key, under_crops, value):
+    assume(key not in (CROPS_KEYS if under_crops else TOP_KEYS))
+    cfg = copy.deepcopy(QUICK)
+    (cfg["crops"] if under_crops else cfg)[key] = value
+    with pytest.raises(ConfigError) as e:
+        validate_config(cfg, SCHEMA)
+    msg = str(e.value)
+    assert key in msg
+    if under_crops:
+        assert f"'crops.{key}'" in msg
+    else:
+        assert f"'{key}'" in msg
+
+
+def test_unknown_int_and_str_keys_together():
+    cfg = _config(colour="blue")
+    cfg[1] = "x"  # what `1: x` in a YAML file loads as
+    msg = _error(cfg)
+    assert "'colour'" in msg and "'1'" in msg
