@@ -80,7 +80,7 @@ def test_bad_config_is_refused_before_any_job(tmp_path):
 
 @pytest.mark.parametrize("configfile, expected", [
     ("config.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 3,
-                     "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 22, "crops_window": 22,
+                     "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 20, "crops_window": 20,
                      "crops_aggregate": 1, "crops_stacking": 1}),
     ("full.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 3,
                    "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 761, "crops_window": 761,
@@ -94,3 +94,11 @@ def test_dry_runs_of_shipped_configs_list_the_expected_jobs(tmp_path, configfile
     counts.pop("all", None)
     for rule, n in expected.items():
         assert counts.get(rule) == n, (rule, counts)
+
+
+def test_report_builds_with_every_crops_figure(tiny_workflow):
+    report = tiny_workflow.path / "report.html"
+    tiny_workflow.run("--report", str(report))
+    html = report.read_text(errors="replace")
+    for name in ("heatmap_window.png", "importance.png", "stacking.png", "baseline_curves.png", "windows.csv"):
+        assert name in html, name
