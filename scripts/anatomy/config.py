@@ -61,6 +61,11 @@ def semantic_errors(config: dict) -> list[str]:
                             f"config key 'crops.grids.{mask}.{axis}': a {size}x{size} window at {v} "
                             f"runs past the {side}-pixel image (largest start is {side - size})"
                         )
+    tr = config.get("iic", {}).get("transforms", {})
+    if isinstance(tr.get("scale_min"), (int, float)) and isinstance(tr.get("scale_max"), (int, float)) \
+            and tr["scale_min"] > tr["scale_max"]:
+        out.append(f"config key 'iic.transforms.scale_min': {tr['scale_min']} is larger than "
+                   f"iic.transforms.scale_max ({tr['scale_max']})")
     for name, section in (("data.mnist", config.get("data", {}).get("mnist", {})),
                           ("data.cifar10", config.get("data", {}).get("cifar10", {}))):
         if section.get("source") == "npz" and not section.get("path"):

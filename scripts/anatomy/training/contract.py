@@ -217,13 +217,16 @@ def save_model(model, path) -> None:
 
 
 def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None, callbacks=(),
-                      evaluate=None, info: dict | None = None, validation_batch_size: int = 1000) -> dict:
+                      evaluate=None, info: dict | None = None, validation_batch_size: int = 1000,
+                      export_model=None) -> dict:
     """Train ``model`` (compiled) on ``data`` and write the contract's outputs.
 
     ``data`` provides ``dataset(start_epoch, epochs)`` and ``steps_per_epoch``
     (:class:`anatomy.training.pipeline.ArrayData`). ``files`` holds the paths
     ``model``, ``history``, ``metrics`` and ``backup`` (the last not a declared
-    output). ``evaluate(model)`` returns the final test metrics. Callbacks
+    output). ``evaluate(model)`` returns the final test metrics. ``export_model``
+    is saved as ``model.keras`` in place of ``model`` (e.g. the plain network
+    inside a custom training wrapper). Callbacks
     with ``get_state``/``set_state`` and a ``name`` have their state backed up.
     """
     t_start = time.time()
@@ -263,7 +266,7 @@ def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None,
         "resumed_from_epoch": start,
     }
     metrics.update(info or {})
-    save_model(model, files["model"])
+    save_model(model if export_model is None else export_model, files["model"])
     write_history_csv(files["history"], history_rows)
     write_json(files["metrics"], metrics)  # last: the job is complete once it exists
     shutil.rmtree(backup_dir, ignore_errors=True)

@@ -1,0 +1,121 @@
+# Study 2 (cifar): BatchNorm and learning rate, noisy BN, augmentation, corrupted labels and pixels.
+
+
+def cifar_runs():
+    """Every run of the study: name -> the spec that differs between runs (and its variant file)."""
+    c = config["cifar"]
+    base = c["base_lr"]
+    runs = {}
+    for lr in sorted(set(c["lr_grid"]) | {base}):
+        runs[f"bn_lr{lr:g}"] = {"batchnorm": True, "learning_rate": lr}
+        runs[f"nobn_lr{lr:g}"] = {"batchnorm": False, "learning_rate": lr}
+    if c["noise"]["enabled"]:
+        noise = {k: c["noise"][k] for k in ("shift", "scale_max")}
+        runs[f"noisybn_lr{base:g}"] = {"batchnorm": True, "learning_rate": base, "noise": noise}
+    if c["augment"]:
+        runs[f"aug_lr{base:g}"] = {"batchnorm": True, "learning_rate": base, "augment": True}
+    for p in c["label_noise"]:
+        if p > 0:
+            runs[f"labels_p{p:g}"] = {"batchnorm": True, "learning_rate": base,
+                                      "variant": f"{RESULTS}/cifar/variants/labels_p{p:g}.npz"}
+    for kind in c["pixels"]:
+        runs[f"pixels_{kind}"] = {"batchnorm": True, "learning_rate": base,
+                                  "variant": f"{RESULTS}/cifar/variants/pixels_{kind}.npz"}
+    return runs
+
+
+CIFAR_RUNS = cifar_runs()
+CIFAR_DATA = [f"{RESULTS}/data/cifar10/manifest.json"]
+
+
+def cifar_variant_input(wildcards):
+    v = CIFAR_RUNS[wildcards.run].get("variant")
+    return {"variant": v} if v else {}
+
+
+rule cifar_label_variant:
+    input:
+        manifest=CIFAR_DATA,
+    output:
+        f"{RESULTS}/cifar/variants/labels_p{{p}}.npz",
+    log:
+        f"{RESULTS}/logs/cifar/variant_labels_p{{p}}.log",
+    params:
+        seed=config["seed"],
+    wildcard_constraints:
+        p=r"[0-9.]+",
+    script:
+        "../scripts/cifar_variant.py"
+
+
+rule cifar_pixel_variant:
+    input:
+        manifest=CIFAR_DATA,
+    output:
+        f"{RESULTS}/cifar/variants/pixels_{{kind}}.npz",
+    log:
+        f"{RESULTS}/logs/cifar/variant_pixels_{{kind}}.log",
+    params:
+        seed=config["seed"],
+    wildcard_constraints:
+        kind="|".join(["fixed_permutation", "per_image_permutation", "gaussian_per_image", "gaussian_dataset"]),
+    script:
+        "../scripts/cifar_variant.py"
+
+
+rule cifar_train:
+    input:
+        unpack(cifar_variant_input),
+        manifest=CIFAR_DATA,
+    output:
+        **run_outputs(f"{RESULTS}/cifar/runs/{{run}}"),
+    log:
+        f"{RESULTS}/logs/cifar/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/cifar/{{run}}.tsv"
+    params:
+        spec=lambda wc: {k: v for k, v in CIFAR_RUNS[wc.run].items() if k != "variant"},
+        model=config["cifar"]["model"],
+        train={k: config["cifar"][k] for k in ("train_size", "batch_size", "epochs", "weight_decay")},
+        backup=lambda wc: f"{RESUME}/cifar/{wc.run}",
+        seed=config["seed"],
+        deterministic=config["deterministic"],
+    wildcard_constraints:
+        run="|".join(CIFAR_RUNS) or "none",
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=4000, runtime=360),
+    script:
+        "../scripts/train_cifar.py"
+
+
+CIFAR_FIGURES = {
+    "bn_lr": "BatchNorm vs none over learning rates",
+    "noisy_bn": "BN with injected noise",
+    "augmentation": "augmentation on/off",
+    "labels": "corrupted labels",
+    "pixels": "corrupted pixels",
+    "corruptions_train": "training accuracy under every corruption",
+    "corruptions_test": "test accuracy under every corruption",
+}
+
+
+rule cifar_aggregate:
+    input:
+        histories=expand(f"{RESULTS}/cifar/runs/{{run}}/history.csv", run=CIFAR_RUNS),
+        metrics=expand(f"{RESULTS}/cifar/runs/{{run}}/metrics.json", run=CIFAR_RUNS),
+        labels=[s["variant"] for s in CIFAR_RUNS.values() if "labels_p" in s.get("variant", "")],
+    output:
+        summary=report(f"{RESULTS}/cifar/summary.csv", caption="../report/cifar_summary.rst", category="2 cifar", subcategory="tables"),
+        label_table=report(f"{RESULTS}/cifar/label_corruption.csv", caption="../report/cifar_label_corruption.rst", category="2 cifar", subcategory="tables"),
+        **{
+            name: report(f"{RESULTS}/cifar/figures/{name}.png", caption=f"../report/cifar_{name}.rst", category="2 cifar", subcategory="figures")
+            for name in CIFAR_FIGURES
+        },
+    log:
+        f"{RESULTS}/logs/cifar/aggregate.log",
+    params:
+        base_lr=config["cifar"]["base_lr"],
+        provenance=f"data: CIFAR-10 {data_label('cifar10')} | config: {SCALE}",
+    script:
+        "../scripts/cifar_aggregate.py"

@@ -1,0 +1,85 @@
+"""The IIC network (the post's TF2 implementation of Ji et al. 2019) and its training wrapper."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+
+def iic_net(input_shape=(28, 28, 1), clusters: int = 10, overclusters: int = 50, widths=(32, 64, 128, 256)) -> keras.Model:
+    """Conv(32)-BN-ReLU-MaxPool, Conv(64)-..., Conv(128)-..., Conv(256)-BN-ReLU, GAP;
+    two heads Dense 128 relu -> Dense 64 relu -> softmax: ``z`` (clusters) and ``z_over`` (overclusters)."""
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    for k, w in enumerate(widths):
+        x = layers.Conv2D(w, 3, padding="same", use_bias=False)(x)
+        # momentum 0.9 = PyTorch's default, which the official IIC code ran with
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.ReLU()(x)
+        if k < len(widths) - 1:
+            x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    outs = []
+    for name, k in (("z", clusters), ("z_over", overclusters)):
+        h = layers.Dense(128, activation="relu")(x)
+        h = layers.Dense(64, activation="relu")(h)
+        outs.append(layers.Dense(k, activation="softmax", name=name)(h))
+    return keras.Model(inputs, outs, name="iic_net")
+
+
+def iic_loss(z, z_twin, alpha: float = 1.0, eps: float = 1e-7):
+    """IIC objective for one head (the post's form; alpha is the official code's ``lamb``).
+
+    P = sum_batch outer(z, z'), symmetrised, clipped at ``eps``, normalised to 1;
+    loss = sum P (alpha ln Pi + alpha ln Pj - ln P). With alpha = 1 this is minus
+    the mutual information between the two cluster assignments.
+    """
+    p = joint_distribution(z, z_twin, eps)
+    pi = tf.reduce_sum(p, axis=1, keepdims=True)
+    pj = tf.reduce_sum(p, axis=0, keepdims=True)
+    return tf.reduce_sum(p * (alpha * tf.math.log(pi) + alpha * tf.math.log(pj) - tf.math.log(p)))
+
+
+def joint_distribution(z, z_twin, eps: float = 1e-7):
+    p = tf.matmul(z, z_twin, transpose_a=True)
+    p = (p + tf.transpose(p)) / 2.0
+    p = tf.maximum(p, eps)
+    return p / tf.reduce_sum(p)
+
+
+class IICTrainer(keras.Model):
+    """Wraps the network with IIC's custom train step; data are ``((x, x_twin), unused)``.
+
+    The total loss is the mean of the two heads' losses, each with its own alpha.
+    """
+
+    def __init__(self, net: keras.Model, alpha: float, alpha_over: float, **kwargs):
+        super().__init__(**kwargs)
+        self.net, self.alpha, self.alpha_over = net, alpha, alpha_over
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.head_trackers = [keras.metrics.Mean(name="loss_z"), keras.metrics.Mean(name="loss_z_over")]
+
+    def call(self, x, training=False):
+        return self.net(x, training=training)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, *self.head_trackers]
+
+    def pair_loss(self, x, x_twin, training: bool):
+        both = self.net(tf.concat([x, x_twin], axis=0), training=training)
+        n = tf.shape(x)[0]
+        losses = [iic_loss(out[:n], out[n:], a) for out, a in zip(both, (self.alpha, self.alpha_over))]
+        return (losses[0] + losses[1]) / 2.0, losses
+
+    def train_step(self, data):
+        (x, x_twin), _ = data
+        with tf.GradientTape() as tape:
+            loss, heads = self.pair_loss(x, x_twin, training=True)
+        grads = tape.gradient(loss, self.net.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.net.trainable_variables))
+        self.loss_tracker.update_state(loss)
+        for t, h in zip(self.head_trackers, heads):
+            t.update_state(h)
+        return {m.name: m.result() for m in self.metrics}

@@ -1,0 +1,206 @@
+"""Study 3 (iic): unsupervised MNIST clustering by Invariant Information Clustering.
+
+After a post that implemented IIC (Ji, Henriques, Vedaldi 2019) in TensorFlow 2
+and reported 85% (alpha 1) and 97.5% (alpha 10) on MNIST. Each image X gets a
+twin X' = T(X); the network maximises the mutual information between the
+cluster assignments of X and X'. Labels are used only to score: clusters are
+mapped to labels by the Hungarian method, and the result we report is chosen
+by the IIC loss, never by the labels (the post's 97.5% was the best accuracy
+seen during training, i.e. chosen with the evaluation labels).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TRANSFORMS = ("rotate", "distort", "binarize", "noise")
+
+
+def transform_names(transform_set: str) -> tuple:
+    """'all' -> the four transforms; a single name -> itself."""
+    if transform_set == "all":
+        return TRANSFORMS
+    if transform_set not in TRANSFORMS:
+        raise ValueError(f"unknown transform set '{transform_set}' (use all or one of {', '.join(TRANSFORMS)})")
+    return (transform_set,)
+
+
+def make_twin(x, seed, names, p: dict):
+    """T(x) for a float batch in [0, 1]: the chosen transforms, batched and stateless-seeded.
+
+    rotate: uniform angle in +-rotation_deg; distort: shear in +-shear_deg and
+    scale in [scale_min, scale_max] per axis (rotation and distortion fused in
+    one affine warp); binarize: x > threshold; noise: + N(0, noise_std), clipped.
+    """
+    import tensorflow as tf
+
+    from anatomy.training.augment import random_affine
+
+    seed = tf.cast(seed, tf.int64)
+    out = x
+    rot = p["rotation_deg"] if "rotate" in names else 0.0
+    shear = p["shear_deg"] if "distort" in names else 0.0
+    scale = (p["scale_min"], p["scale_max"]) if "distort" in names else (1.0, 1.0)
+    if rot or shear or scale != (1.0, 1.0):
+        out = random_affine(out, tf.random.experimental.stateless_fold_in(seed, 1), rotation_deg=rot,
+                            shear_deg=shear, scale=scale)
+    if "binarize" in names:
+        out = tf.cast(out > p["binarize_threshold"], out.dtype)
+    if "noise" in names:
+        noise = tf.random.stateless_normal(tf.shape(out), tf.random.experimental.stateless_fold_in(seed, 2),
+                                           stddev=p["noise_std"])
+        out = tf.clip_by_value(out + noise, 0.0, 1.0)
+    return out
+
+
+def hungarian_accuracy(labels, clusters, k: int | None = None) -> tuple[float, dict]:
+    """Best one-to-one cluster -> label mapping (scipy's linear_sum_assignment) and its accuracy."""
+    from scipy.optimize import linear_sum_assignment
+
+    labels, clusters = np.asarray(labels), np.asarray(clusters)
+    k = k or int(max(labels.max(), clusters.max()) + 1)
+    c = contingency(clusters, labels, k, k)
+    rows, cols = linear_sum_assignment(-c)
+    return float(c[rows, cols].sum() / len(labels)), dict(zip(rows.tolist(), cols.tolist()))
+
+
+def contingency(clusters, labels, n_clusters: int, n_labels: int) -> np.ndarray:
+    c = np.zeros((n_clusters, n_labels), dtype=np.int64)
+    np.add.at(c, (np.asarray(clusters), np.asarray(labels)), 1)
+    return c
+
+
+def purity(labels, clusters, n_clusters: int, n_labels: int = 10) -> float:
+    """Overclustering score: each cluster votes for its majority label."""
+    c = contingency(clusters, labels, n_clusters, n_labels)
+    return float(c.max(axis=1).sum() / max(1, len(labels)))
+
+
+def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: float, alpha_over: float,
+                  threads: int, seed: int, deterministic: bool) -> dict:
+    """Train one IIC model under the training contract; writes predictions.npz beside it.
+
+    Per epoch, on the test set (a fixed seed for its twins): the IIC loss
+    (``eval_loss``, label-free: the model-selection criterion), the Hungarian
+    accuracy of the 10-way head and the purity of the 50-way head (labels used
+    only to score), and the joint matrix P of the 10-way head (for the GIF).
+    """
+    from anatomy.training.setup import configure_tensorflow
+
+    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic)
+    import keras
+    import tensorflow as tf
+
+    from anatomy.io import atomic_path, read_dataset_h5
+    from anatomy.models.iic_net import IICTrainer, iic_net, joint_distribution
+    from anatomy.training.contract import fit_with_contract
+    from anatomy.training.pipeline import ArrayData
+
+    names = transform_names(transform_set)
+    tp = params["transforms"]
+    x_train, _ = read_dataset_h5(mnist_h5, "train")  # labels of the training set are never read
+    x_train = x_train[: params["train_size"]]
+    x_test, y_test = read_dataset_h5(mnist_h5, "test")
+    x_eval = tf.constant(x_test.astype("float32") / 255.0)
+    x_eval_twin = make_twin(x_eval, tf.constant([seed, 999_999], tf.int64), names, tp)
+
+    net = iic_net(clusters=params["clusters"], overclusters=params["overclusters"], widths=tuple(params["widths"]))
+    trainer = IICTrainer(net, alpha=alpha, alpha_over=alpha_over)
+    trainer.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]))
+    trainer.build((None, 28, 28, 1))
+    net_out = lambda x: net.predict(x, batch_size=1000, verbose=0)  # noqa: E731
+
+    class Evaluate(keras.callbacks.Callback):
+        name = "iic_evaluate"
+
+        def __init__(self):
+            super().__init__()
+            self.p_history = []
+
+        def get_state(self):
+            return {"p_history": self.p_history}
+
+        def set_state(self, state):
+            self.p_history = state["p_history"]
+
+        def on_epoch_end(self, epoch, logs=None):
+            z, z_over = net_out(x_eval)
+            zt, zt_over = net_out(x_eval_twin)
+            loss, (lz, lo) = trainer.pair_loss(x_eval, x_eval_twin, training=False)
+            acc, _ = hungarian_accuracy(y_test, z.argmax(1), params["clusters"])
+            logs.update({"eval_loss": float(loss), "eval_loss_z": float(lz), "eval_loss_z_over": float(lo),
+                         "test_accuracy": acc,
+                         "test_over_purity": purity(y_test, z_over.argmax(1), params["overclusters"])})
+            self.p_history.append(np.asarray(joint_distribution(tf.constant(z), tf.constant(zt))).round(6).tolist())
+
+    evaluate_cb = Evaluate()
+    twin = lambda x, s: (x, make_twin(x, s, names, tp))  # noqa: E731
+    data = ArrayData(x_train, np.zeros(len(x_train), np.int64), batch_size=params["batch_size"], seed=seed,
+                     augment=twin)
+    metrics = fit_with_contract(
+        trainer, data, epochs=params["epochs"], files=files, callbacks=[evaluate_cb], export_model=net,
+        info={"params": params, "seed": seed, "transform_set": transform_set, "transforms": list(names),
+              "alpha": alpha, "alpha_over": alpha_over, "train_images": int(len(x_train)),
+              "evaluation": "MNIST test set; labels used only for Hungarian accuracy", **device},
+    )
+    z, z_over = net_out(x_eval)
+    with atomic_path(files["predictions"]) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, z=z, z_over=z_over, labels=y_test, p_history=np.asarray(evaluate_cb.p_history),
+                     examples=x_test[:6, ..., 0], twins=np.stack([
+                         np.asarray(make_twin(x_eval[:6], tf.constant([seed, k], tf.int64), names, tp))[..., 0]
+                         for k in range(3)]))
+    return metrics
+
+
+# ---------------------------------------------------------------- aggregation (no TensorFlow)
+
+def run_row(history, predictions: dict, *, clusters: int) -> dict:
+    """Final, loss-selected (min eval IIC loss, label-free) and label-selected (max accuracy) results."""
+    loss_best = int(history["eval_loss"].to_numpy().argmin())
+    label_best = int(history["test_accuracy"].to_numpy().argmax())
+    return {
+        "final_accuracy": float(history["test_accuracy"].iloc[-1]),
+        "loss_selected_accuracy": float(history["test_accuracy"].iloc[loss_best]),
+        "loss_selected_epoch": int(history["epoch"].iloc[loss_best]),
+        "label_selected_accuracy_optimistic": float(history["test_accuracy"].iloc[label_best]),
+        "label_selected_epoch": int(history["epoch"].iloc[label_best]),
+        "final_eval_loss": float(history["eval_loss"].iloc[-1]),
+        "final_over_purity": float(history["test_over_purity"].iloc[-1]),
+        "epochs_run": int(len(history)),
+        "seconds": float(history["seconds"].sum()),
+    }
+
+
+def summarise(runs: "pd.DataFrame") -> "pd.DataFrame":
+    """Mean and spread over seeds per (transform set, alpha); plus the seed chosen by its final IIC loss."""
+    import pandas as pd
+
+    rows = []
+    for (tset, alpha, alpha_over), g in runs.groupby(["transform_set", "alpha", "alpha_over"], sort=True):
+        row = {"transform_set": tset, "alpha": alpha, "alpha_over": alpha_over, "seeds": len(g)}
+        for col in ("final_accuracy", "loss_selected_accuracy", "label_selected_accuracy_optimistic"):
+            row[f"{col}_mean"] = g[col].mean()
+            row[f"{col}_sd"] = g[col].std(ddof=1) if len(g) > 1 else 0.0
+        chosen = g.loc[g["final_eval_loss"].idxmin()]
+        row["loss_selected_seed"] = int(chosen["seed"])
+        row["loss_selected_seed_accuracy"] = float(chosen["loss_selected_accuracy"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cluster_examples(z_over, labels, images, *, n_clusters: int, per_cluster: int = 8, which: int = 3):
+    """The most label-pure and the most mixed overclusters (by majority share), with example images."""
+    assign = np.asarray(z_over).argmax(1)
+    c = contingency(assign, labels, n_clusters, 10)
+    sizes = c.sum(1)
+    used = np.flatnonzero(sizes >= per_cluster)
+    share = c[used].max(1) / sizes[used]
+    order = used[np.argsort(-share)]
+    picked = [("pure", k) for k in order[:which]] + [("mixed", k) for k in order[::-1][:which]]
+    out = []
+    for kind, k in picked:
+        idx = np.flatnonzero(assign == k)[:per_cluster]
+        out.append({"kind": kind, "cluster": int(k), "size": int(sizes[k]), "majority": int(c[k].argmax()),
+                    "share": float(c[k].max() / sizes[k]), "images": images[idx]})
+    return out

@@ -1,0 +1,25 @@
+"""Rules cifar_*_variant: a corrupted-labels or corrupted-pixels variant, keyed by record index."""
+from anatomy.logs import log_step
+
+with log_step(snakemake):
+    import numpy as np
+
+    from anatomy.data.cifar10 import read_cifar10
+    from anatomy.io import atomic_path
+    from anatomy.studies import cifar
+
+    seed = snakemake.params.seed
+    idx_tr, x_tr, y_tr = read_cifar10(snakemake.input.manifest[0], "train")
+    if "p" in snakemake.wildcards.keys():
+        p = float(snakemake.wildcards.p)
+        v = cifar.corrupt_labels(y_tr, p, seed)
+        arrays = {**v, "description": f"labels redrawn uniformly with probability {p:g}"}
+        print(f"p={p:g}: redrawn {v['redrawn'].mean():.4f}, changed {v['changed'].mean():.4f}")
+    else:
+        kind = snakemake.wildcards.kind
+        idx_te, x_te, _ = read_cifar10(snakemake.input.manifest[0], "test")
+        arrays = {**cifar.make_pixel_variant(kind, x_tr, x_te, seed), "test_index": idx_te,
+                  "description": kind.replace("_", " ")}
+    with atomic_path(snakemake.output[0]) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, train_index=idx_tr, **arrays)

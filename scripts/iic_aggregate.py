@@ -1,0 +1,57 @@
+"""Rule iic_aggregate: runs.csv, summary.csv and every iic figure (no TensorFlow)."""
+from pathlib import Path
+
+from anatomy.logs import log_step
+
+with log_step(snakemake):
+    import numpy as np
+    import pandas as pd
+
+    from anatomy.io import read_dataset_h5
+    from anatomy.plots import iic as plots
+    from anatomy.studies import iic
+
+    out, prov = snakemake.output, snakemake.params.provenance
+    k, k_over = snakemake.params.clusters, snakemake.params.overclusters
+    rows, hist, preds = [], {}, {}
+    for h_path, p_path in zip(snakemake.input.histories, snakemake.input.predictions):
+        run = Path(h_path).parent
+        tset, alphas, seed = run.parent.parent.name, run.parent.name, int(run.name.removeprefix("seed"))
+        alpha, alpha_over = (float(a[1:]) for a in alphas.split("_"))
+        h = pd.read_csv(h_path)
+        with np.load(p_path) as p:
+            pred = {key: p[key] for key in p.files}
+        key = (tset, alpha, alpha_over, seed)
+        hist[key], preds[key] = h, pred
+        rows.append({"transform_set": tset, "alpha": alpha, "alpha_over": alpha_over, "seed": seed,
+                     **iic.run_row(h, pred, clusters=k)})
+    runs = pd.DataFrame(rows)
+    runs.to_csv(out.runs, index=False, float_format="%.5f")
+    iic.summarise(runs).to_csv(out.summary, index=False, float_format="%.5f")
+
+    sets = list(dict.fromkeys(runs["transform_set"]))
+    alphas = sorted(set(zip(runs["alpha"], runs["alpha_over"])))
+    seed0 = int(runs["seed"].min())
+    head_set, head_alpha = sets[0], alphas[-1]
+    headline = (head_set, *head_alpha, seed0)
+    plots.transforms_figure({t: (preds[(t, *alphas[0], seed0)]["examples"][0] / 255.0,
+                                 preds[(t, *alphas[0], seed0)]["twins"][:, 0]) for t in sets},
+                            out.transforms, provenance=prov)
+    plots.curves({t: hist[(t, *head_alpha, seed0)] for t in sets}, out.curves_by_set,
+                 title=f"IIC per transform set (alpha {head_alpha[0]:g}, 50-way alpha {head_alpha[1]:g}, seed {seed0})",
+                 provenance=prov)
+    plots.curves({f"alpha {a:g} / {o:g}": hist[(head_set, a, o, seed0)] for a, o in alphas}, out.curves_by_alpha,
+                 title=f"IIC per alpha (10-way / 50-way head), transform set '{head_set}', seed {seed0}", provenance=prov)
+    p = preds[headline]
+    acc, mapping = iic.hungarian_accuracy(p["labels"], p["z"].argmax(1), k)
+    order = np.array(sorted(range(k), key=lambda c: mapping.get(c, k)))
+    name = f"set '{head_set}', alpha {head_alpha[0]:g}, seed {seed0}"
+    plots.confusion(p["labels"], p["z"].argmax(1), k, out.confusion, order=order,
+                    title=f"True label vs cluster, 10-way head ({name}): accuracy {acc:.3f}", provenance=prov)
+    plots.confusion(p["labels"], p["z_over"].argmax(1), k_over, out.confusion_over,
+                    title=f"True label vs overcluster, 50-way head ({name})", provenance=prov)
+    plots.p_animation(p["p_history"], out.gif, title=f"Joint distribution P over epochs ({name})", provenance=prov)
+    x_test, _ = read_dataset_h5(snakemake.input.mnist, "test")
+    groups = iic.cluster_examples(p["z_over"], p["labels"], x_test, n_clusters=k_over)
+    plots.overcluster_examples(groups, out.overcluster_examples, provenance=prov)
+    print(runs.to_string())

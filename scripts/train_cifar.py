@@ -1,0 +1,20 @@
+"""Rule cifar_train: one VGG-like run (BN or not, learning rate, noise, augmentation, variant)."""
+from anatomy.logs import log_step
+
+with log_step(snakemake):
+    import numpy as np
+
+    from anatomy.studies.cifar import train_cifar_run
+
+    variant = None
+    if "variant" in snakemake.input.keys():
+        with np.load(snakemake.input.variant) as v:
+            variant = {k: v[k] for k in v.files}
+        variant["description"] = str(variant["description"])
+    train_cifar_run(
+        manifest=snakemake.input.manifest[0],
+        files={**{k: snakemake.output[k] for k in ("model", "history", "metrics")}, "backup": snakemake.params.backup},
+        spec=snakemake.params.spec, model_cfg=snakemake.params.model, train_cfg=snakemake.params.train,
+        variant=variant, threads=snakemake.threads, seed=snakemake.params.seed,
+        deterministic=snakemake.params.deterministic,
+    )

@@ -1,0 +1,14 @@
+"""Rule iic_train: one IIC model (transform set, alpha per head, seed)."""
+from anatomy.logs import log_step
+
+with log_step(snakemake):
+    from anatomy.studies.iic import train_iic_run
+
+    wc = snakemake.wildcards
+    train_iic_run(
+        mnist_h5=snakemake.input.mnist,
+        files={**{k: snakemake.output[k] for k in ("model", "history", "metrics", "predictions")},
+               "backup": snakemake.params.backup},
+        params=snakemake.params.train, transform_set=wc.tset, alpha=float(wc.alpha), alpha_over=float(wc.alpha_over),
+        threads=snakemake.threads, seed=int(wc.seed), deterministic=snakemake.params.deterministic,
+    )
