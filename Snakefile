@@ -14,6 +14,11 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/crops.smk"
+include: "rules/cifar.smk"
+include: "rules/iic.smk"
+include: "rules/digits.smk"
+include: "rules/coreset.smk"
+include: "rules/report.smk"
 
 
 rule all:

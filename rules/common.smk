@@ -91,4 +91,9 @@ def get_final_output():
         f"{RESULTS}/crops/figures/baseline_curves.png",
         f"{RESULTS}/crops/verdict.csv",
         f"{RESULTS}/crops/stacking.csv",
+        f"{RESULTS}/cifar/summary.csv",
+        f"{RESULTS}/iic/summary.csv",
+        f"{RESULTS}/summary.md",
+        *digits_final_output(),  # defined in rules/digits.smk
+        *coreset_final_output(),  # defined in rules/coreset.smk
     ]

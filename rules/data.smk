@@ -52,3 +52,18 @@ rule digits_csv:
         mem_mb=4000,
     script:
         "../scripts/build_digits.py"
+
+
+rule ellipses_h5:
+    output:
+        train=f"{RESULTS}/data/ellipses/train.h5",
+        test=f"{RESULTS}/data/ellipses/test.h5",
+    log:
+        f"{RESULTS}/logs/data/ellipses.log",
+    params:
+        ellipses=config["data"]["ellipses"],
+        seed=config["seed"],
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/build_ellipses.py"

@@ -12,5 +12,9 @@ with log_step(snakemake):
     rows += summary.cifar_rows(pd.read_csv(inp.cifar), base_lr=p.cifar_base_lr, data=f"CIFAR-10 {p.data['cifar10']}",
                                scale=p.scale)
     rows += summary.iic_rows(pd.read_csv(inp.iic), data=f"MNIST {p.data['mnist']}", scale=p.scale)
+    rows += summary.digits_rows(pd.read_csv(inp.digits_leaderboard), pd.read_csv(inp.digits_bootstrap),
+                                data=f"digits {p.data['digits']}", scale=p.scale)
+    if inp.coreset:
+        rows += summary.coreset_rows(pd.read_csv(inp.coreset[0]), data="synthetic ellipses", scale=p.scale)
     df = summary.write_summary(rows, snakemake.output.csv, snakemake.output.md)
     print(df.to_string())

@@ -39,11 +39,23 @@ def write_tiny_npz(path, *, kind: str, n_train: int, n_test: int) -> Path:
 
 TINY = {
     "scale": "tiny",
+    "coreset": {
+        "enabled": True,
+        "model": {"start_neurons": 2, "depth": 2, "dropout": 0.1, "batch_norm_momentum": 0.9},
+        "batch_size": 16,
+        "learning_rate": 0.003,
+        "stopping": {"target": 0.85, "pass_factor": 0.95, "max_epochs": 3},
+        "selection": {"initial": 4, "scan_batch": 20, "max_epochs_per_addition": 1, "test_checkpoints": 2,
+                      "shuffle_seed": 1},
+        "controls": {"random_seeds": [1, 2]},
+        "keep_predictions": 4,
+    },
     "threads": 1,
     "data": {
         "mnist": {"source": "npz", "path": "tiny_mnist.npz"},
         "cifar10": {"source": "npz", "path": "tiny_cifar10.npz", "shards": 2},
         "digits": {"source": "derived", "path": None, "train_fraction": 0.6},
+        "ellipses": {"train_size": 40, "test_size": 20, "image_size": 32, "radius": [10, 20], "rectangle": [10, 40]},
     },
     "crops": {
         "train_size": None,
@@ -54,6 +66,36 @@ TINY = {
         "window": {"size": 9, "batch_size": 64},
         "grids": {"window": {"rows": [0, 10], "cols": [1, 14]}, "as_published": {"rows": [0], "cols": [14]}},
         "stacking": {"k": 2},
+    },
+    "cifar": {
+        "train_size": None,
+        "batch_size": 50,
+        "epochs": 1,
+        "model": {"widths": [8, 8], "convs_per_block": 1, "dense": 16},
+        "lr_grid": [0.05],
+        "label_noise": [1.0],
+        "pixels": ["fixed_permutation", "gaussian_per_image"],
+    },
+    "iic": {
+        "train_size": 300,
+        "batch_size": 100,
+        "epochs": 2,
+        "widths": [8, 8, 8, 8],
+        "transform_sets": ["all"],
+        "alphas": [1, 10],
+        "seeds": [0],
+    },
+    "digits": {
+        "train_size": None,
+        "validation_fraction": 0.2,
+        "batch_size": 32,
+        "learning_rate": 0.002,
+        "step1": {"epochs": 1},
+        "step2": {"epochs": 2, "lr_drops": [1], "lr_factor": 0.1, "folds": 2},
+        "tta": {"enabled": True, "copies": 1},
+        "ladder": {"seeds": [0]},
+        "hardest": {"top": 20, "show": 4},
+        "bootstrap": {"subsets": 50, "fraction": 0.25},
     },
 }
 

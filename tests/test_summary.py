@@ -54,3 +54,14 @@ def test_write_summary_markdown_has_a_row_per_result(tmp_path):
     md = (tmp_path / "s.md").read_text()
     assert len(df) == 1 and "| s | q/x | 1 | 2 |  | d | quick | not at this scale | src |" in md
     assert list(pd.read_csv(tmp_path / "s.csv").columns) == summary.COLUMNS
+
+
+def test_digits_rows_use_the_local_leaderboard_and_bootstrap_spread():
+    lb = pd.DataFrame({"entry": ["submission_simple", "submission_ensemble"], "test_accuracy": [0.965, 0.9968]})
+    bs = pd.DataFrame({"submission": ["simple", "ensemble"], "public_sd": [0.002, 0.0007]})
+    rows = summary.digits_rows(lb, bs, data="d", scale="full")
+    assert rows[0]["ours"] == 0.965 and rows[0]["spread"] == 0.002 and rows[0]["verdict"] == "reproduced"
+    assert rows[1]["published"] == 0.997 and rows[1]["verdict"] == "reproduced"
+    assert rows[2]["ours"] == round(0.9968 - 0.965, 4)
+    unknown = summary.digits_rows(lb.assign(test_accuracy=float("nan")), bs, data="d", scale="full")
+    assert unknown[0]["ours"] == "test labels unknown" and unknown[0]["verdict"] == "not at this scale"

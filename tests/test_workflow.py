@@ -58,13 +58,14 @@ def test_changing_one_value_reruns_only_the_jobs_it_touches(tiny_workflow):
         wf.write_config(tiny_config({"crops": {"learning_rate": 0.003}}))
         jobs = wf.dry_run_jobs()
         assert set(jobs) == {"crops_baseline", "crops_window", "crops_baseline_curves", "crops_aggregate",
-                             "crops_stacking", "all"}, jobs
+                             "crops_stacking", "summary", "all"}, jobs
         assert jobs["crops_baseline"] == 2 and jobs["crops_window"] == 5
         wf.write_config(tiny_config({"crops": {"window": {"size": 7}}}))
         jobs = wf.dry_run_jobs()
-        assert set(jobs) == {"crops_mask", "crops_window", "crops_aggregate", "crops_stacking", "all"}, jobs
+        assert set(jobs) == {"crops_mask", "crops_window", "crops_aggregate", "crops_stacking", "summary", "all"}, jobs
         wf.write_config(tiny_config({"data": {"digits": {"train_fraction": 0.5}}}))
-        assert set(wf.dry_run_jobs()) == {"digits_csv", "all"}
+        jobs = wf.dry_run_jobs()  # the digits study's jobs follow its data; nothing else does
+        assert "digits_csv" in jobs and {j for j in jobs if not j.startswith("digits_")} == {"summary", "all"}, jobs
     finally:
         wf.write_config(original)
     assert wf.dry_run_jobs() == {}
@@ -78,13 +79,28 @@ def test_bad_config_is_refused_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+DIGITS_JOBS = {r: 1 for r in ("digits_arrays", "digits_folds", "digits_leaderboard", "digits_ladder_table",
+                               "digits_hardest", "digits_bootstrap", "digits_figure_fold_curves",
+                               "digits_figure_ensemble_vs_single", "digits_figure_hardest",
+                               "digits_figure_bootstrap", "digits_figure_ladder")}
+CORESET_JOBS = {"ellipses_h5": 1, "coreset_initial_weights": 1, "coreset_select": 2, "coreset_control": 3,
+                "coreset_aggregate": 1}
+
+
 @pytest.mark.parametrize("configfile, expected", [
     ("config.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 3,
                      "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 20, "crops_window": 20,
-                     "crops_aggregate": 1, "crops_stacking": 1}),
+                     "crops_aggregate": 1, "crops_stacking": 1, **DIGITS_JOBS, "digits_initial_weights": 2,
+                     "digits_step1": 2, "digits_ladder": 6, "digits_fold": 6, "digits_submission": 3,
+                     "digits_validate_submission": 3, "iic_train": 4, "iic_aggregate": 1,
+                     "cifar_label_variant": 2, "cifar_pixel_variant": 4, "cifar_train": 14, "cifar_aggregate": 1,
+                     **{rule: None for rule in CORESET_JOBS}}),  # coreset is off in the quick config
     ("full.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 3,
                    "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 761, "crops_window": 761,
-                   "crops_aggregate": 1, "crops_stacking": 1}),
+                   "crops_aggregate": 1, "crops_stacking": 1, **DIGITS_JOBS, "digits_initial_weights": 2,
+                   "digits_step1": 2, "digits_ladder": 6, "digits_fold": 10, "digits_submission": 2,
+                   "digits_validate_submission": 2, "iic_train": 30, "iic_aggregate": 1,
+                   "cifar_label_variant": 10, "cifar_pixel_variant": 4, "cifar_train": 26, "cifar_aggregate": 1, **CORESET_JOBS}),
 ])
 def test_dry_runs_of_shipped_configs_list_the_expected_jobs(tmp_path, configfile, expected):
     import yaml

@@ -109,6 +109,37 @@ def iic_rows(summary: pd.DataFrame, *, data: str, scale: str) -> list[dict]:
     return rows
 
 
+def digits_rows(leaderboard: pd.DataFrame, bootstrap: pd.DataFrame, *, data: str, scale: str) -> list[dict]:
+    """Kaggle public-leaderboard scores beside the local leaderboard (derived data with known labels)."""
+    src = "Kaggle kernel (Chainer CNNMedium), public leaderboard (about a quarter of the test set)"
+    lb = leaderboard.set_index("entry")["test_accuracy"]
+    sd = bootstrap.set_index("submission")["public_sd"] if len(bootstrap) else pd.Series(dtype=float)
+    rows = []
+    for entry, name, published in (("submission_simple", "simple", 0.964),
+                                   ("submission_ensemble", "ensemble", 0.997)):
+        ours = float(lb.get(entry, float("nan")))
+        spread = float(sd.get(name, float("nan")))
+        what = "single model, 80/20 split, 20 epochs" if name == "simple" else "5-fold ensemble with augmentation"
+        rows.append(_row("digits", f"{what} ({entry}.csv)", published,
+                         "test labels unknown" if math.isnan(ours) else round(ours, 4),
+                         None if math.isnan(spread) else round(spread, 4), data, scale,
+                         _verdict(_close(ours, published, spread, 0.003) if not math.isnan(ours) else None, scale),
+                         src))
+    if {"submission_simple", "submission_ensemble"} <= set(lb.index) and not lb.isna().any():
+        gain = float(lb["submission_ensemble"] - lb["submission_simple"])
+        rows.append(_row("digits", "gain of step 2 over step 1 (ensemble - simple)", round(0.997 - 0.964, 3),
+                         round(gain, 4), None, data, scale, _verdict(gain > 0 if gain > 0 or scale == "full"
+                                                                     else None, scale), src))
+    return rows
+
+
+def coreset_rows(verdict: pd.DataFrame, *, data: str, scale: str) -> list[dict]:
+    """The coreset study's own verdict table, one row per claim."""
+    src = "Airbus ship follow-up (synthetic ellipses, residual U-Net)"
+    return [_row("coreset", r.claim, r.published, r.measured, None, data, scale, r.verdict, src)
+            for r in verdict.itertuples()]
+
+
 def write_summary(rows: list[dict], csv_path, md_path, *, title_note: str = "") -> pd.DataFrame:
     from anatomy.io import atomic_path
 

@@ -34,7 +34,7 @@ def make_twin(x, seed, names, p: dict):
     """
     import tensorflow as tf
 
-    from anatomy.training.augment import random_affine
+    from anatomy.training.augment import augment_batch
 
     seed = tf.cast(seed, tf.int64)
     out = x
@@ -42,8 +42,8 @@ def make_twin(x, seed, names, p: dict):
     shear = p["shear_deg"] if "distort" in names else 0.0
     scale = (p["scale_min"], p["scale_max"]) if "distort" in names else (1.0, 1.0)
     if rot or shear or scale != (1.0, 1.0):
-        out = random_affine(out, tf.random.experimental.stateless_fold_in(seed, 1), rotation_deg=rot,
-                            shear_deg=shear, scale=scale)
+        aug = {"probability": 1.0, "scale": scale, "rotation_deg": rot, "shear_deg": shear, "translation_px": 0.0}
+        out = augment_batch(out, tf.random.experimental.stateless_fold_in(seed, 1), aug)
     if "binarize" in names:
         out = tf.cast(out > p["binarize_threshold"], out.dtype)
     if "noise" in names:

@@ -12,61 +12,64 @@ import math
 import tensorflow as tf
 
 
-def affine_params(n, seed, *, rotation_deg=0.0, shear_deg=0.0, scale=(1.0, 1.0), translate_px=0.0):
-    """Per-image random parameters: angle, shear (radians), scale_x, scale_y, tx, ty (pixels)."""
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 6)
+def affine_parameters(seed_pair, n: int, aug: dict):
+    """Per-image parameters drawn statelessly from ``seed_pair``: a dict of float32 tensors.
 
-    def u(k, lo, hi):
-        return tf.random.stateless_uniform([n], seeds[k], lo, hi)
-
-    rad = math.pi / 180.0
-    return {
-        "angle": u(0, -rotation_deg * rad, rotation_deg * rad),
-        "shear": u(1, -shear_deg * rad, shear_deg * rad),
-        "scale_x": u(2, scale[0], scale[1]),
-        "scale_y": u(3, scale[0], scale[1]),
-        "tx": u(4, -translate_px, translate_px),
-        "ty": u(5, -translate_px, translate_px),
+    ``apply`` (1 with probability ``aug['probability']``), ``scale_x``,
+    ``scale_y`` (in ``aug['scale']``), ``rotation`` and ``shear`` (radians,
+    within +-``rotation_deg`` / +-``shear_deg``), ``tx``, ``ty`` (pixels, within
+    +-``translation_px``). Images not applied get the identity.
+    """
+    u = tf.random.stateless_uniform([n, 7], seed=tf.cast(seed_pair, tf.int64), dtype=tf.float32)
+    lo, hi = float(aug["scale"][0]), float(aug["scale"][1])
+    sym = lambda col, r: (2.0 * u[:, col] - 1.0) * r  # noqa: E731
+    apply = tf.cast(u[:, 0] < float(aug["probability"]), tf.float32)
+    p = {
+        "scale_x": lo + (hi - lo) * u[:, 1],
+        "scale_y": lo + (hi - lo) * u[:, 2],
+        "rotation": sym(3, math.radians(aug["rotation_deg"])),
+        "shear": sym(4, math.radians(aug["shear_deg"])),
+        "tx": sym(5, float(aug["translation_px"])),
+        "ty": sym(6, float(aug["translation_px"])),
     }
+    identity = {"scale_x": 1.0, "scale_y": 1.0, "rotation": 0.0, "shear": 0.0, "tx": 0.0, "ty": 0.0}
+    out = {k: apply * v + (1.0 - apply) * identity[k] for k, v in p.items()}
+    out["apply"] = apply
+    return out
 
 
-def affine_matrices(params, height: int, width: int):
-    """Forward 3x3 matrices (output = M @ input, pixel coordinates) about the image centre."""
-    a, sh = params["angle"], params["shear"]
-    sx, sy, tx, ty = params["scale_x"], params["scale_y"], params["tx"], params["ty"]
-    cos, sin = tf.cos(a), tf.sin(a)
-    # rotation @ shear @ scale
-    m00 = sx * cos
-    m01 = sy * (cos * tf.tan(sh) - sin)
-    m10 = sx * sin
-    m11 = sy * (sin * tf.tan(sh) + cos)
-    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-    b0 = cx - m00 * cx - m01 * cy + tx
-    b1 = cy - m10 * cx - m11 * cy + ty
-    zeros, ones = tf.zeros_like(m00), tf.ones_like(m00)
-    return tf.reshape(tf.stack([m00, m01, b0, m10, m11, b1, zeros, zeros, ones], axis=1), [-1, 3, 3])
+def affine_matrices(params: dict, side: int = 28):
+    """Forward 2x3 matrices (input pixel -> output pixel, (x=column, y=row)) and the 8-vectors
+    ``ImageProjectiveTransformV3`` wants (output -> input).
+
+    The linear part is scikit-image's ``AffineTransform`` (what the kernel
+    called per image): ``[[sx cos r, -sy sin(r + sh)], [sx sin r, sy cos(r + sh)]]``,
+    applied about the image centre, then the translation.
+    """
+    sx, sy, r, sh = params["scale_x"], params["scale_y"], params["rotation"], params["shear"]
+    a, b = sx * tf.cos(r), -sy * tf.sin(r + sh)
+    c, d = sx * tf.sin(r), sy * tf.cos(r + sh)
+    centre = (side - 1) / 2.0
+    tx, ty = params["tx"], params["ty"]
+    # forward: p_out = M (p_in - centre) + centre + t
+    fwd = tf.stack([tf.stack([a, b, centre + tx - a * centre - b * centre], -1),
+                    tf.stack([c, d, centre + ty - c * centre - d * centre], -1)], 1)
+    det = a * d - b * c
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    # inverse: p_in = M^-1 (p_out - centre - t) + centre
+    ox, oy = centre + tx, centre + ty
+    inv = tf.stack([ia, ib, centre - ia * ox - ib * oy, ic, id_, centre - ic * ox - id_ * oy,
+                    tf.zeros_like(a), tf.zeros_like(a)], -1)
+    return fwd, inv
 
 
-def apply_affine(images, matrices):
-    """Warp a batch N x H x W x C by forward matrices (bilinear, zero fill)."""
-    inv = tf.linalg.inv(matrices)
-    flat = tf.reshape(inv, [-1, 9])[:, :8] / tf.reshape(inv, [-1, 9])[:, 8:9]
-    h, w = tf.shape(images)[1], tf.shape(images)[2]
+def augment_batch(x, seed_pair, aug: dict):
+    """One fused projective transform for the whole float batch N x 28 x 28 x 1 (bilinear, zero fill)."""
+    n = tf.shape(x)[0]
+    _, inv = affine_matrices(affine_parameters(seed_pair, n, aug), side=x.shape[1] or 28)
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=tf.cast(flat, tf.float32), output_shape=tf.stack([h, w]),
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
-
-
-def random_affine(images, seed, *, rotation_deg=0.0, shear_deg=0.0, scale=(1.0, 1.0), translate_px=0.0,
-                  probability: float = 1.0):
-    """Random affine per image, applied with ``probability`` (others pass unchanged)."""
-    n = tf.shape(images)[0]
-    params = affine_params(n, seed, rotation_deg=rotation_deg, shear_deg=shear_deg, scale=scale,
-                           translate_px=translate_px)
-    m = affine_matrices(params, images.shape[1], images.shape[2])
-    apply = tf.random.stateless_uniform([n], tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 7)) < probability
-    m = tf.where(apply[:, None, None], m, tf.eye(3, batch_shape=[n]))
-    return apply_affine(images, m)
+        images=x, transforms=inv, output_shape=tf.shape(x)[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="CONSTANT")
 
 
 def pad_crop_flip(images, seed, *, pad: int = 4, flip_probability: float = 0.5):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 BUILDERS = {
     "mnist_cnn": "anatomy.models.mnist_cnn:mnist_cnn",
+    "cnn_medium": "anatomy.models.cnn_medium:cnn_medium",
+    "residual_unet": "anatomy.models.unet:residual_unet",
 }
 
 

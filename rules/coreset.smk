@@ -1,0 +1,131 @@
+# Study 4 (coreset): U-Net core-set selection on synthetic ellipses ("ships at sea").
+
+
+def coreset_train_params():
+    """The config slice every coreset training uses (the controls' seeds excluded)."""
+    c = config["coreset"]
+    return {
+        "image_size": config["data"]["ellipses"]["image_size"],
+        **{k: c[k] for k in ("model", "batch_size", "learning_rate", "stopping", "selection", "keep_predictions")},
+    }
+
+
+def coreset_run_dirs():
+    """Every run folder: both selection orders, the full set and each random-subset seed."""
+    runs = [f"{RESULTS}/coreset/select/{o}" for o in ("in_order", "shuffled")]
+    runs.append(f"{RESULTS}/coreset/control/full")
+    runs += [f"{RESULTS}/coreset/control/random_seed{s}" for s in config["coreset"]["controls"]["random_seeds"]]
+    return runs
+
+
+def coreset_final_output():
+    if not config["coreset"]["enabled"]:
+        return []  # off in the quick config: see README, "Study 4: coreset"
+    return [f"{RESULTS}/coreset/runs.csv", f"{RESULTS}/coreset/verdict.csv"]
+
+
+CORESET_DATA = {
+    "train": f"{RESULTS}/data/ellipses/train.h5",
+    "test": f"{RESULTS}/data/ellipses/test.h5",
+}
+
+
+rule coreset_initial_weights:
+    output:
+        f"{RESULTS}/coreset/init/seed{{seed}}.weights.h5",
+    log:
+        f"{RESULTS}/logs/coreset/init_seed{{seed}}.log",
+    params:
+        model="residual_unet",
+        train=coreset_train_params(),
+    script:
+        "../scripts/coreset_init.py"
+
+
+rule coreset_select:
+    input:
+        **CORESET_DATA,
+        init=f"{RESULTS}/coreset/init/seed{config['seed']}.weights.h5",
+    output:
+        **run_outputs(f"{RESULTS}/coreset/select/{{order}}"),
+        selected=f"{RESULTS}/coreset/select/{{order}}/selected.csv",
+        predictions=f"{RESULTS}/coreset/select/{{order}}/predictions.npz",
+    log:
+        f"{RESULTS}/logs/coreset/select_{{order}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/coreset/select_{{order}}.tsv"
+    params:
+        train=coreset_train_params(),
+        shuffle_seed=lambda wc: config["coreset"]["selection"]["shuffle_seed"] if wc.order == "shuffled" else None,
+        backup=lambda wc: f"{RESUME}/coreset/select/{wc.order}",
+        deterministic=config["deterministic"],
+        seed=config["seed"],
+    wildcard_constraints:
+        order="in_order|shuffled",
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=4000, runtime=600),
+    script:
+        "../scripts/train_coreset.py"
+
+
+rule coreset_control:
+    input:
+        **CORESET_DATA,
+        init=f"{RESULTS}/coreset/init/seed{config['seed']}.weights.h5",
+        # a random subset has the in-order selection's size
+        selected=lambda wc: [] if wc.control == "full" else f"{RESULTS}/coreset/select/in_order/selected.csv",
+    output:
+        **run_outputs(f"{RESULTS}/coreset/control/{{control}}"),
+        predictions=f"{RESULTS}/coreset/control/{{control}}/predictions.npz",
+    log:
+        f"{RESULTS}/logs/coreset/control_{{control}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/coreset/control_{{control}}.tsv"
+    params:
+        train=coreset_train_params(),
+        backup=lambda wc: f"{RESUME}/coreset/control/{wc.control}",
+        deterministic=config["deterministic"],
+        seed=config["seed"],
+    wildcard_constraints:
+        control=r"full|random_seed\d+",
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=4000, runtime=600),
+    script:
+        "../scripts/train_coreset.py"
+
+
+CORESET_FIGURES = {
+    "pairs": "ten random training pairs",
+    "selected_vs_scanned": "selected count against scanned count, both orders",
+    "score_vs_size": "test score against training-set size",
+    "selected_grid": "selected pairs",
+    "predictions": "predictions vs masks on test images",
+    "recheck": "re-check histogram",
+}
+
+
+rule coreset_aggregate:
+    input:
+        **CORESET_DATA,
+        metrics=[f"{d}/metrics.json" for d in coreset_run_dirs()],
+        predictions=[f"{d}/predictions.npz" for d in coreset_run_dirs()],
+        histories=[f"{RESULTS}/coreset/select/{o}/history.csv" for o in ("in_order", "shuffled")],
+        selected=[f"{RESULTS}/coreset/select/{o}/selected.csv" for o in ("in_order", "shuffled")],
+    output:
+        runs=report(f"{RESULTS}/coreset/runs.csv", caption="../report/coreset_runs.rst", category="4 coreset", subcategory="tables"),
+        verdict=report(f"{RESULTS}/coreset/verdict.csv", caption="../report/coreset_verdict.rst", category="4 coreset", subcategory="tables"),
+        recheck_table=report(f"{RESULTS}/coreset/recheck_histogram.csv", caption="../report/coreset_recheck_histogram.rst", category="4 coreset", subcategory="tables"),
+        **{
+            name: report(f"{RESULTS}/coreset/figures/{name}.png", caption=f"../report/coreset_{name}.rst", category="4 coreset", subcategory="figures")
+            for name in CORESET_FIGURES
+        },
+    log:
+        f"{RESULTS}/logs/coreset/aggregate.log",
+    params:
+        seed=config["seed"],
+        pass_score=config["coreset"]["stopping"]["target"] * config["coreset"]["stopping"]["pass_factor"],
+        provenance=f"data: synthetic ellipses, {config['data']['ellipses']['image_size']} px | config: {SCALE}",
+    script:
+        "../scripts/coreset_aggregate.py"

@@ -1,0 +1,387 @@
+# Study 5 (digits): the Kaggle Digit Recognizer kernel (CNNMedium, affine augmentation,
+# k-fold ensemble), its submissions, and the measurements of its flaws: own-fold
+# validation, out-of-fold hardest examples, the ablation ladder, public-leaderboard noise.
+# Only the training jobs import TensorFlow; they also write every prediction.
+
+DIGITS = f"{RESULTS}/digits"
+DIGITS_PROVENANCE = f"data: digits {data_label('digits')} | config: {SCALE}"
+
+
+def digits_submissions():
+    return ["simple", "ensemble"] + (["tta"] if config["digits"]["tta"]["enabled"] else [])
+
+
+def digits_ladder_seeds():
+    return config["digits"]["ladder"]["seeds"]
+
+
+def digits_train_params(kind):
+    """The config slice one training uses: kind is step1, a ladder row, or fold."""
+    d = config["digits"]
+    steps = kind in ("lr_steps", "augment", "fold")
+    augment = kind in ("augment", "fold")
+    return {
+        "batch_size": d["batch_size"],
+        "learning_rate": d["learning_rate"],
+        "epochs": d["step1"]["epochs"] if kind == "step1" else d["step2"]["epochs"],
+        "lr_drops": d["step2"]["lr_drops"] if steps else [],
+        "lr_factor": d["step2"]["lr_factor"] if steps else 1.0,
+        "augmentation": d["augmentation"] if augment else None,
+        "tta": d["tta"]["copies"] if kind == "fold" and d["tta"]["enabled"] else 0,
+    }
+
+
+def digits_fold_runs(seed, name="predictions.npz"):
+    return [f"{DIGITS}/cv/fold{k}/seed{seed}/{name}" for k in range(config["digits"]["step2"]["folds"])]
+
+
+def digits_submission_input(wc):
+    if wc.name == "simple":
+        return [f"{DIGITS}/step1/seed{config['seed']}/predictions.npz"]
+    return digits_fold_runs(config["seed"])
+
+
+def digits_ladder_runs():
+    """Every prediction file the ladder reads: step 1, the three single-model rows and the folds, per seed."""
+    out = []
+    for s in digits_ladder_seeds():
+        out.append(f"{DIGITS}/step1/seed{s}/predictions.npz")
+        out += [f"{DIGITS}/ladder/{row}/seed{s}/predictions.npz" for row in ("epochs", "lr_steps", "augment")]
+        out += digits_fold_runs(s)
+    return out
+
+
+DIGITS_FIGURES = {
+    "fold_curves": "training curves",
+    "ensemble_vs_single": "leaderboard",
+    "hardest": "hardest examples",
+    "bootstrap": "public leaderboard noise",
+    "ladder": "ablation ladder",
+}
+
+
+def digits_final_output():
+    subs = [f"{DIGITS}/submissions/submission_{n}.{ext}" for n in digits_submissions() for ext in ("csv", "validated")]
+    tables = [f"{DIGITS}/{t}.csv" for t in ("leaderboard", "ladder", "bootstrap", "hardest")]
+    return subs + tables + [f"{DIGITS}/figures/{n}.png" for n in DIGITS_FIGURES]
+
+
+def digits_report(path, name, subcategory):
+    return report(path, caption=f"../report/digits_{name}.rst", category="5 digits", subcategory=subcategory)
+
+
+rule digits_arrays:
+    input:
+        train=f"{RESULTS}/data/digits/train.csv",
+        test=f"{RESULTS}/data/digits/test.csv",
+    output:
+        f"{DIGITS}/arrays.npz",
+    log:
+        f"{RESULTS}/logs/digits/arrays.log",
+    resources:
+        mem_mb=3000,
+    script:
+        "../scripts/digits_arrays.py"
+
+
+rule digits_folds:
+    input:
+        arrays=f"{DIGITS}/arrays.npz",
+    output:
+        f"{DIGITS}/folds.csv",
+    log:
+        f"{RESULTS}/logs/digits/folds.log",
+    params:
+        train_size=config["digits"]["train_size"],
+        validation_fraction=config["digits"]["validation_fraction"],
+        folds=config["digits"]["step2"]["folds"],
+        seed=config["seed"],
+    script:
+        "../scripts/digits_folds.py"
+
+
+rule digits_initial_weights:
+    output:
+        f"{DIGITS}/init/seed{{seed}}.weights.h5",
+    log:
+        f"{RESULTS}/logs/digits/init_seed{{seed}}.log",
+    params:
+        model="cnn_medium",
+    script:
+        "../scripts/init_weights.py"
+
+
+DIGITS_TRAIN_INPUT = {
+    "arrays": f"{DIGITS}/arrays.npz",
+    "folds": f"{DIGITS}/folds.csv",
+    "test_labels": f"{RESULTS}/data/digits/test_labels.csv",
+    "init": f"{DIGITS}/init/seed{{seed}}.weights.h5",
+}
+
+
+rule digits_step1:
+    input:
+        **DIGITS_TRAIN_INPUT,
+    output:
+        **run_outputs(f"{DIGITS}/step1/seed{{seed}}"),
+        predictions=f"{DIGITS}/step1/seed{{seed}}/predictions.npz",
+    log:
+        f"{RESULTS}/logs/digits/step1_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/digits/step1_seed{{seed}}.tsv"
+    params:
+        train=digits_train_params("step1"),
+        part="step1",
+        backup=lambda wc: f"{RESUME}/digits/step1/seed{wc.seed}",
+        deterministic=config["deterministic"],
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=3000, runtime=120),
+    script:
+        "../scripts/digits_train.py"
+
+
+rule digits_ladder:
+    input:
+        **DIGITS_TRAIN_INPUT,
+    output:
+        **run_outputs(f"{DIGITS}/ladder/{{row}}/seed{{seed}}"),
+        predictions=f"{DIGITS}/ladder/{{row}}/seed{{seed}}/predictions.npz",
+    log:
+        f"{RESULTS}/logs/digits/ladder_{{row}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/digits/ladder_{{row}}_seed{{seed}}.tsv"
+    wildcard_constraints:
+        row="epochs|lr_steps|augment",
+    params:
+        train=lambda wc: digits_train_params(wc.row),
+        part="step1",
+        backup=lambda wc: f"{RESUME}/digits/ladder/{wc.row}/seed{wc.seed}",
+        deterministic=config["deterministic"],
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=3000, runtime=180),
+    script:
+        "../scripts/digits_train.py"
+
+
+rule digits_fold:
+    input:
+        **DIGITS_TRAIN_INPUT,
+    output:
+        **run_outputs(f"{DIGITS}/cv/fold{{fold}}/seed{{seed}}"),
+        predictions=f"{DIGITS}/cv/fold{{fold}}/seed{{seed}}/predictions.npz",
+    log:
+        f"{RESULTS}/logs/digits/fold{{fold}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/digits/fold{{fold}}_seed{{seed}}.tsv"
+    wildcard_constraints:
+        fold=r"\d+",
+    params:
+        train=digits_train_params("fold"),
+        part=lambda wc: f"fold{wc.fold}",
+        backup=lambda wc: f"{RESUME}/digits/cv/fold{wc.fold}/seed{wc.seed}",
+        deterministic=config["deterministic"],
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=3000, runtime=180),
+    script:
+        "../scripts/digits_train.py"
+
+
+rule digits_submission:
+    input:
+        digits_submission_input,
+    output:
+        digits_report(f"{DIGITS}/submissions/submission_{{name}}.csv", "submission", "submissions"),
+    log:
+        f"{RESULTS}/logs/digits/submission_{{name}}.log",
+    wildcard_constraints:
+        name="simple|ensemble|tta",
+    params:
+        key=lambda wc: "test_tta" if wc.name == "tta" else "test",
+    script:
+        "../scripts/digits_submission.py"
+
+
+rule digits_validate_submission:
+    input:
+        submission=f"{DIGITS}/submissions/submission_{{name}}.csv",
+        test=f"{RESULTS}/data/digits/test.csv",
+    output:
+        f"{DIGITS}/submissions/submission_{{name}}.validated",
+    log:
+        f"{RESULTS}/logs/digits/validate_{{name}}.log",
+    wildcard_constraints:
+        name="simple|ensemble|tta",
+    script:
+        "../scripts/digits_validate.py"
+
+
+rule digits_leaderboard:
+    input:
+        submissions=expand(f"{DIGITS}/submissions/submission_{{name}}.csv", name=digits_submissions()),
+        validated=expand(f"{DIGITS}/submissions/submission_{{name}}.validated", name=digits_submissions()),
+        step1=f"{DIGITS}/step1/seed{config['seed']}/predictions.npz",
+        folds_pred=digits_fold_runs(config["seed"]),
+        folds=f"{DIGITS}/folds.csv",
+        test_labels=f"{RESULTS}/data/digits/test_labels.csv",
+    output:
+        digits_report(f"{DIGITS}/leaderboard.csv", "leaderboard", "tables"),
+    log:
+        f"{RESULTS}/logs/digits/leaderboard.log",
+    params:
+        names=digits_submissions(),
+    script:
+        "../scripts/digits_leaderboard.py"
+
+
+rule digits_ladder_table:
+    input:
+        runs=digits_ladder_runs(),
+        test_labels=f"{RESULTS}/data/digits/test_labels.csv",
+    output:
+        digits_report(f"{DIGITS}/ladder.csv", "ladder", "tables"),
+    log:
+        f"{RESULTS}/logs/digits/ladder.log",
+    params:
+        seeds=digits_ladder_seeds(),
+        folds=config["digits"]["step2"]["folds"],
+    script:
+        "../scripts/digits_ladder.py"
+
+
+rule digits_hardest:
+    input:
+        folds_pred=digits_fold_runs(config["seed"]),
+    output:
+        digits_report(f"{DIGITS}/hardest.csv", "hardest", "tables"),
+    log:
+        f"{RESULTS}/logs/digits/hardest.log",
+    params:
+        top=config["digits"]["hardest"]["top"],
+    script:
+        "../scripts/digits_hardest.py"
+
+
+rule digits_bootstrap:
+    input:
+        submissions=expand(f"{DIGITS}/submissions/submission_{{name}}.csv", name=digits_submissions()),
+        validated=expand(f"{DIGITS}/submissions/submission_{{name}}.validated", name=digits_submissions()),
+        test_labels=f"{RESULTS}/data/digits/test_labels.csv",
+    output:
+        summary=digits_report(f"{DIGITS}/bootstrap.csv", "bootstrap", "tables"),
+        scores=f"{DIGITS}/bootstrap_scores.csv",
+    log:
+        f"{RESULTS}/logs/digits/bootstrap.log",
+    params:
+        names=digits_submissions(),
+        bootstrap=config["digits"]["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../scripts/digits_bootstrap.py"
+
+
+rule digits_figure_fold_curves:
+    input:
+        histories=digits_fold_runs(config["seed"], "history.csv"),
+        step1=f"{DIGITS}/step1/seed{config['seed']}/history.csv",
+    output:
+        digits_report(f"{DIGITS}/figures/fold_curves.png", "fold_curves", "figures"),
+    log:
+        f"{RESULTS}/logs/digits/figure_fold_curves.log",
+    params:
+        figure="fold_curves",
+        provenance=DIGITS_PROVENANCE,
+    script:
+        "../scripts/digits_figure.py"
+
+
+rule digits_figure_ensemble_vs_single:
+    input:
+        leaderboard=f"{DIGITS}/leaderboard.csv",
+    output:
+        digits_report(f"{DIGITS}/figures/ensemble_vs_single.png", "ensemble_vs_single", "figures"),
+    log:
+        f"{RESULTS}/logs/digits/figure_ensemble_vs_single.log",
+    params:
+        figure="ensemble_vs_single",
+        provenance=DIGITS_PROVENANCE,
+    script:
+        "../scripts/digits_figure.py"
+
+
+rule digits_figure_hardest:
+    input:
+        hardest=f"{DIGITS}/hardest.csv",
+        arrays=f"{DIGITS}/arrays.npz",
+    output:
+        digits_report(f"{DIGITS}/figures/hardest.png", "hardest_figure", "figures"),
+    log:
+        f"{RESULTS}/logs/digits/figure_hardest.log",
+    params:
+        figure="hardest",
+        show=config["digits"]["hardest"]["show"],
+        provenance=DIGITS_PROVENANCE,
+    script:
+        "../scripts/digits_figure.py"
+
+
+rule digits_figure_bootstrap:
+    input:
+        summary=f"{DIGITS}/bootstrap.csv",
+        scores=f"{DIGITS}/bootstrap_scores.csv",
+    output:
+        digits_report(f"{DIGITS}/figures/bootstrap.png", "bootstrap_figure", "figures"),
+    log:
+        f"{RESULTS}/logs/digits/figure_bootstrap.log",
+    params:
+        figure="bootstrap",
+        provenance=DIGITS_PROVENANCE,
+    script:
+        "../scripts/digits_figure.py"
+
+
+rule digits_figure_ladder:
+    input:
+        ladder=f"{DIGITS}/ladder.csv",
+    output:
+        digits_report(f"{DIGITS}/figures/ladder.png", "ladder_figure", "figures"),
+    log:
+        f"{RESULTS}/logs/digits/figure_ladder.log",
+    params:
+        figure="ladder",
+        provenance=DIGITS_PROVENANCE,
+    script:
+        "../scripts/digits_figure.py"
+
+
+# Opt-in, never part of `rule all` or the tests: send a validated submission to
+# Kaggle with the official client. Needs `pip install kaggle`, an API token in
+# ~/.kaggle/kaggle.json (or KAGGLE_USERNAME / KAGGLE_KEY), the competition's
+# rules accepted on kaggle.com, and data.digits.source: kaggle (predictions of
+# the derived MNIST test set are not the competition's 28,000 images). Run:
+#   snakemake --cores 1 results/digits/kaggle/submitted_ensemble.txt
+rule digits_kaggle_submit:
+    input:
+        submission=f"{DIGITS}/submissions/submission_{{name}}.csv",
+        validated=f"{DIGITS}/submissions/submission_{{name}}.validated",
+    output:
+        f"{DIGITS}/kaggle/submitted_{{name}}.txt",
+    log:
+        f"{RESULTS}/logs/digits/kaggle_submit_{{name}}.log",
+    wildcard_constraints:
+        name="simple|ensemble|tta",
+    params:
+        competition="digit-recognizer",
+        source=config["data"]["digits"]["source"],
+        message=lambda wc: f"dataset-anatomy {wc.name} ({SCALE} config)",
+    localrule: True
+    shell:
+        """
+        if [ "{params.source}" != kaggle ]; then
+            echo "refusing to submit: data.digits.source is '{params.source}', not 'kaggle' (the competition's test.csv)" > {log}
+            exit 1
+        fi
+        kaggle competitions submit -c {params.competition} -f {input.submission} -m "{params.message}" > {output} 2> {log}
+        """

@@ -1,0 +1,124 @@
+"""IIC study: the loss, the Hungarian mapping, the transforms, and a tiny run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anatomy.studies import iic
+
+
+def test_hungarian_accuracy_is_one_on_permuted_labels():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 500)
+    perm = rng.permutation(10)
+    acc, mapping = iic.hungarian_accuracy(labels, perm[labels], 10)
+    assert acc == 1.0
+    assert all(mapping[perm[k]] == k for k in range(10))
+
+
+def test_hungarian_accuracy_counts_a_merged_pair_once():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    clusters = np.array([0, 0, 0, 0, 1, 1])  # labels 0 and 1 merged into cluster 0
+    acc, _ = iic.hungarian_accuracy(labels, clusters, 3)
+    assert acc == pytest.approx(4 / 6)
+
+
+def test_purity_lets_each_overcluster_vote():
+    labels = np.array([0, 0, 1, 1, 1, 2])
+    clusters = np.array([0, 0, 1, 1, 2, 2])
+    assert iic.purity(labels, clusters, 3, 3) == pytest.approx(5 / 6)
+
+
+def test_transform_names():
+    assert iic.transform_names("all") == ("rotate", "distort", "binarize", "noise")
+    assert iic.transform_names("noise") == ("noise",)
+    with pytest.raises(ValueError, match="unknown transform set"):
+        iic.transform_names("blur")
+
+
+# ---- TensorFlow parts
+tf = pytest.importorskip("tensorflow")
+
+
+def _mi(p):
+    pi, pj = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
+    return float((p * np.log(p / (pi * pj))).sum())
+
+
+def test_iic_loss_is_minus_mutual_information_at_alpha_one():
+    from anatomy.models.iic_net import iic_loss, joint_distribution
+
+    z = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.6, 0.3, 0.1]], np.float32)
+    zt = np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8], [0.5, 0.4, 0.1]], np.float32)
+    p = z.T @ zt
+    p = (p + p.T) / 2
+    p /= p.sum()
+    np.testing.assert_allclose(joint_distribution(z, zt).numpy(), p, rtol=1e-5)
+    assert float(iic_loss(z, zt, alpha=1.0)) == pytest.approx(-_mi(p), rel=1e-4)
+
+
+def test_iic_loss_is_minimised_by_a_diagonal_uniform_joint():
+    from anatomy.models.iic_net import iic_loss
+
+    k = 5
+    eye = np.eye(k, dtype=np.float32)
+    best = float(iic_loss(eye, eye, alpha=1.0))
+    assert best == pytest.approx(-np.log(k), rel=1e-3)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        z = rng.dirichlet(np.ones(k), 64).astype(np.float32)
+        zt = rng.dirichlet(np.ones(k), 64).astype(np.float32)
+        assert float(iic_loss(z, zt, alpha=1.0)) > best
+    # collapsing every image into one cluster carries no information
+    one = np.zeros((10, k), np.float32)
+    one[:, 0] = 1
+    assert float(iic_loss(one, one, alpha=1.0)) == pytest.approx(0.0, abs=1e-3)
+
+
+TP = {"rotation_deg": 25, "shear_deg": 15, "scale_min": 0.85, "scale_max": 1.15, "binarize_threshold": 0.5,
+      "noise_std": 0.2}
+
+
+@pytest.mark.parametrize("tset", ["all", "rotate", "distort", "binarize", "noise"])
+def test_twins_keep_shape_and_range_and_follow_the_seed(tset):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.random((8, 28, 28, 1)).astype(np.float32))
+    names = iic.transform_names(tset)
+    a = iic.make_twin(x, tf.constant([1, 2], tf.int64), names, TP).numpy()
+    b = iic.make_twin(x, tf.constant([1, 2], tf.int64), names, TP).numpy()
+    c = iic.make_twin(x, tf.constant([1, 3], tf.int64), names, TP).numpy()
+    assert a.shape == x.shape and a.min() >= 0.0 and a.max() <= 1.0
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, x.numpy())
+    if tset == "binarize":
+        assert set(np.unique(a)) <= {0.0, 1.0}
+        np.testing.assert_array_equal(a, c)  # deterministic transform
+    else:
+        assert not np.array_equal(a, c)
+
+
+@pytest.mark.workflow
+def test_tiny_workflow_writes_every_iic_output(tiny_workflow):
+    r = tiny_workflow.path / "results" / "iic"
+    runs = pd.read_csv(r / "runs.csv")
+    assert len(runs) == 2 and set(runs["alpha"]) == {1.0, 10.0}
+    assert {"final_accuracy", "loss_selected_accuracy", "label_selected_accuracy_optimistic"} <= set(runs.columns)
+    assert runs["final_accuracy"].between(0, 1).all()
+    summary = pd.read_csv(r / "summary.csv")
+    assert {"loss_selected_accuracy_mean", "loss_selected_accuracy_sd", "loss_selected_seed"} <= set(summary.columns)
+    for name in ("transforms", "curves_by_set", "curves_by_alpha", "confusion", "confusion_over",
+                 "overcluster_examples"):
+        assert (r / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+    assert (r / "figures" / "p_over_epochs.gif").read_bytes()[:3] == b"GIF"
+    run = r / "all" / "a1_o1" / "seed0"
+    hist = pd.read_csv(run / "history.csv")
+    assert {"loss", "eval_loss", "test_accuracy", "test_over_purity"} <= set(hist.columns)
+    with np.load(run / "predictions.npz") as p:
+        assert p["z"].shape[1] == 10 and p["z_over"].shape[1] == 50
+        assert p["p_history"].shape == (len(hist), 10, 10)
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["alpha"] == 1.0 and m["transform_set"] == "all"
