@@ -81,7 +81,7 @@ rule cifar_train:
         seed=config["seed"],
         deterministic=config["deterministic"],
     wildcard_constraints:
-        run="|".join(CIFAR_RUNS) or "none",
+        run="|".join(map(re.escape, CIFAR_RUNS)) or "none",  # escaped: names such as bn_lr1e+06
     threads: config["threads"]
     resources:
         **train_resources(mem_mb=4000, runtime=360),

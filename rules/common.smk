@@ -1,5 +1,6 @@
 # Glue: config validation, path helpers, config slices, wildcard constraints.
 # Nothing here imports TensorFlow (dry runs stay fast).
+import re
 import sys
 from pathlib import Path
 

@@ -157,3 +157,75 @@ def test_unknown_int_and_str_keys_together():
     cfg[1] = "x"  # what `1: x` in a YAML file loads as
     msg = _error(cfg)
     assert "'colour'" in msg and "'1'" in msg
+
+
+# --------------------------------------------------------------------- issue 11, item 6: more cases, named keys
+
+
+@pytest.mark.parametrize("dotted", ["crops__grids__window__rows", "crops__grids__as_published__cols",
+                                    "crops__baseline__seeds", "cifar__lr_grid", "iic__alphas",
+                                    "iic__transform_sets", "iic__seeds", "digits__ladder__seeds"])
+def test_empty_grid_names_the_key(dotted):
+    msg = _error(_config(**{dotted: []}))
+    assert f"'{dotted.replace('__', '.')}'" in msg and "non-empty" in msg, msg
+
+
+@pytest.mark.parametrize("folds", [1, 0, -3])
+def test_fold_count_below_two_names_the_key(folds):
+    msg = _error(_config(digits__step2__folds=folds))
+    assert "'digits.step2.folds'" in msg and str(folds) in msg, msg
+
+
+@pytest.mark.parametrize("dotted, value", [("digits__step2__folds", 2.0), ("data__cifar10__shards", 2.0),
+                                           ("crops__window__size", 9.0), ("threads", 1.0),
+                                           ("crops__stopping__max_epochs", True)])
+def test_integer_keys_refuse_floats_and_booleans(dotted, value):
+    # YAML `folds: 2.0` loads as a float; JSON Schema would call it an integer, but the
+    # rules use it in range() and in '{:05d}' and would fail later with no key named.
+    msg = _error(_config(**{dotted: value}))
+    assert f"'{dotted.replace('__', '.')}'" in msg and "integer" in msg, msg
+
+
+def _schema_leaves(node, schema, path=()):
+    """(dotted key, schema node) of every scalar key of the quick config (``$ref`` resolved)."""
+    if "$ref" in node:
+        node = schema["$defs"][node["$ref"].rsplit("/", 1)[1]]
+    if node.get("type") == "object":
+        for k, sub in node.get("properties", {}).items():
+            yield from _schema_leaves(sub, schema, path + (k,))
+    elif path:
+        yield ".".join(path), node
+
+
+SCHEMA_DICT = load_yaml(SCHEMA)
+INT_KEYS = sorted(k for k, n in _schema_leaves(SCHEMA_DICT, SCHEMA_DICT)
+                  if n.get("type") in ("integer", ["integer", "null"]))
+BOUNDED_KEYS = sorted(k for k, n in _schema_leaves(SCHEMA_DICT, SCHEMA_DICT)
+                      if "minimum" in n and n.get("type") in ("integer", "number"))
+
+
+def _set(cfg, dotted, value):
+    *parents, leaf = dotted.split(".")
+    node = cfg
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+    return cfg
+
+
+@settings(max_examples=80, deadline=None)
+@given(key=st.sampled_from(INT_KEYS),
+       value=st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5), st.booleans(),
+                       st.lists(st.integers(), max_size=2)))
+def test_property_wrong_type_for_an_integer_key_is_named(key, value):
+    msg = _error(_set(copy.deepcopy(QUICK), key, value))
+    assert f"'{key}'" in msg, msg
+
+
+@settings(max_examples=60, deadline=None)
+@given(key=st.sampled_from(BOUNDED_KEYS), below=st.integers(1, 10**6))
+def test_property_value_below_the_minimum_is_named(key, below):
+    node = dict(_schema_leaves(SCHEMA_DICT, SCHEMA_DICT))[key]
+    value = node["minimum"] - below
+    msg = _error(_set(copy.deepcopy(QUICK), key, value))
+    assert f"'{key}'" in msg and "minimum" in msg, msg

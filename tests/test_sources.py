@@ -387,3 +387,34 @@ def test_not_a_tar_gz(tmp_path):
     arc.write_bytes(b"plain text, not gzip")
     with pytest.raises(DataError, match="not a readable"):
         read_tar_files(arc, ["a.bin"])
+
+
+# --------------------------------------------------------------------- issue 11: empty split, no network
+
+
+def test_read_dataset_h5_empty_split_names_path_and_split(tmp_path):
+    path = tmp_path / "d.h5"
+    write_dataset_h5(path, {"train": (np.zeros((3, 4, 4, 1), np.uint8), np.zeros(3, np.int64)),
+                            "test": (np.zeros((0, 4, 4, 1), np.uint8), np.zeros(0, np.int64))},
+                     source="t", sha256="0", classes=["a"])
+    assert len(read_dataset_h5(path, "train")[0]) == 3
+    with pytest.raises(ValueError) as e:
+        read_dataset_h5(path, "test")
+    assert str(path) in str(e.value) and "'test' is empty" in str(e.value)
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
+def test_no_network_tells_the_user_to_use_a_local_file(tmp_path, dataset):
+    url = "http://127.0.0.1:9/archive"  # nothing listens on the discard port: refused at once
+    if dataset == "mnist":
+        build = lambda: build_mnist(tmp_path / "out" / "mnist.h5", source="download", url=url)  # noqa: E731
+    else:
+        from anatomy.data.cifar10 import build_cifar10
+
+        build = lambda: build_cifar10(tmp_path / "out", source="download", shards=1, url=url)  # noqa: E731
+    with pytest.raises(DownloadError) as e:
+        build()
+    msg = str(e.value)
+    assert url in msg and "Without network" in msg
+    assert f"data.{dataset}.source: npz" in msg and f"data.{dataset}.path" in msg
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -98,6 +98,9 @@ def test_killed_mid_epoch_resumes_after_last_finished_epoch(tmp_path, sig):
     # Same batches, same dropout draws, same optimizer state: the resumed run matches.
     np.testing.assert_allclose(hist["loss"], ref["loss"], rtol=1e-5)
     np.testing.assert_allclose(np.load(killed / "weights0.npy"), np.load(clean / "weights0.npy"), rtol=1e-5, atol=1e-6)
+    ref_metrics = json.loads((clean / "metrics.json").read_text())
+    assert ref_metrics["resumed_from_epoch"] == 0 and ref_metrics["epochs_run"] == 4
+    assert metrics["test"] == pytest.approx(ref_metrics["test"], rel=1e-5)  # the final metrics match too
 
 
 def test_divergence_ends_cleanly_with_history_kept(tmp_path):
@@ -131,3 +134,21 @@ def test_published_stopping_rule_needs_both_conditions():
     cb3 = PublishedStopping(patience=2, ratio=0.995)
     cb3.set_state(state)
     assert cb3.get_state() == state
+
+
+def test_a_backup_made_with_another_configuration_is_not_resumed(tmp_path):
+    # Killed, then the config changes (Snakemake reruns the job since its params changed):
+    # the old backup must not be resumed under the new settings.
+    p = _start(tmp_path, epochs=3, pause_at=1, lr=0.05)
+    _wait_paused(tmp_path, p)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=60) == 143
+    assert (tmp_path / "backup" / "epoch-00001").exists()
+    (tmp_path / "paused").unlink()
+    p = _start(tmp_path, epochs=3, pause_at=-1, lr=0.01)
+    out = p.communicate(timeout=120)[0]
+    assert p.returncode == 0, out
+    assert "resuming" not in out and "made with a different configuration" in out, out
+    assert json.loads((tmp_path / "metrics.json").read_text())["resumed_from_epoch"] == 0
+    hist = pd.read_csv(tmp_path / "history.csv")
+    assert hist["epoch"].tolist() == [1, 2, 3] and (hist["lr"].round(6) == 0.01).all()

@@ -24,10 +24,21 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
-def schema_errors(config: dict, schema: dict) -> list[str]:
+def _is_int(checker, instance) -> bool:
+    # JSON Schema counts 2.0 as an integer; the rules use these values in range()
+    # and '{:05d}', so a YAML float such as `folds: 2.0` must be refused here.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _validator_class():
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(schema)
+    base = jsonschema.Draft202012Validator
+    return jsonschema.validators.extend(base, type_checker=base.TYPE_CHECKER.redefine("integer", _is_int))
+
+
+def schema_errors(config: dict, schema: dict) -> list[str]:
+    validator = _validator_class()(schema)
     out = []
     for e in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         where = _key(e.absolute_path)

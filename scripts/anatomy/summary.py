@@ -94,8 +94,9 @@ def iic_rows(summary: pd.DataFrame, *, data: str, scale: str) -> list[dict]:
             continue
         r = r.iloc[0]
         col = "label_selected_accuracy_optimistic" if alpha == 10.0 else "loss_selected_accuracy"
-        ours = f"{r[f'{col}_mean']:.3f} ({col.split('_accuracy')[0].replace('_', '-')}); " \
-               f"loss-selected {r['loss_selected_accuracy_mean']:.3f}"
+        ours = f"{r[f'{col}_mean']:.3f} ({col.split('_accuracy')[0].replace('_', '-')})"
+        if col != "loss_selected_accuracy":
+            ours += f"; loss-selected {r['loss_selected_accuracy_mean']:.3f}"
         ok = _close(float(r[f"{col}_mean"]), published, float(r[f"{col}_sd"]), 0.03)
         rows.append(_row("iic", f"accuracy, {what}, transform set '{tset}'", published, ours,
                          round(float(r[f"{col}_sd"]), 4), data, scale, _verdict(ok, scale), src))

@@ -30,6 +30,7 @@ from typing import Callable
 
 import numpy as np
 
+BACKUP_SECONDS = 20.0  # the selection saves its state after an addition at most this often
 THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
 PUBLISHED = {"selected_in_order": 271, "selected_shuffled": 408, "train_size": 10_000, "test_score": 0.9928,
              "pass_score": 0.85 * 0.95}
@@ -254,17 +255,21 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
     """The selection as one training step; writes model, history (one row per addition), selected, metrics.
 
     Resumable: the model, optimizer, dropout RNG and the :class:`Selection`
-    state are backed up after every addition with the training contract's
-    ``save_backup`` to ``files["backup"]`` (not a declared output).
+    state are backed up after the first phase and then after an addition at most
+    every ``BACKUP_SECONDS`` (saving after each of hundreds of short additions
+    cost more than the additions), with the training contract's ``save_backup``
+    to ``files["backup"]`` (not a declared output). A rerun repeats the steps
+    after the backup exactly: batches are seeded by (seed, phase, epoch).
     """
     from pathlib import Path
     import shutil
+    from types import SimpleNamespace
 
     import pandas as pd
 
     from anatomy.io import atomic_path, read_dataset_h5, write_json
-    from anatomy.training.contract import install_sigterm_handler, load_backup, save_backup, save_model, \
-        write_history_csv
+    from anatomy.training.contract import install_sigterm_handler, load_backup, run_fingerprint, save_backup, \
+        save_model, write_history_csv
 
     t_start = time.time()
     model, device = _setup(init_weights=init_weights, params=params, threads=threads, seed=seed,
@@ -276,7 +281,9 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
     predict = make_predictor(model, sel["scan_batch"])
     state = Selection(order=scan_order(len(x), shuffle_seed).tolist())
     backup = Path(files["backup"])
-    saved = load_backup(model, backup)
+    fingerprint = run_fingerprint(model, SimpleNamespace(x=x, y=y), 0,
+                                  {"params": params, "seed": seed, "shuffle_seed": shuffle_seed})
+    saved = load_backup(model, backup, fingerprint)
     if saved is not None:
         state.set_state(saved["callbacks"][state.name])
         state.rows = list(saved["history"])
@@ -290,6 +297,8 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
                            phase=len(state.rows), predict=predict,
                            max_epochs=stop["max_epochs"] if not state.rows else sel["max_epochs_per_addition"])
 
+    last_backup = [time.perf_counter()]
+
     def on_step(s):
         row = s.rows[-1]
         before = s.rows[-2]["scanned"] if len(s.rows) > 1 else 0
@@ -298,7 +307,10 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
         print(f"step {row['step']}: scanned {row['scanned']}/{len(x)}, selected {row['selected']}, "
               f"train metric {row['train_metric']:.3f} after {row['epochs']} epochs ({row['seconds']:.1f}s)",
               flush=True)
-        save_backup(model, backup, len(s.rows), s.rows, [s], stopped=False)
+        # a backup at most every BACKUP_SECONDS (and after the first phase): a kill loses at most that much
+        if len(s.rows) == 1 or time.perf_counter() - last_backup[0] >= BACKUP_SECONDS:
+            save_backup(model, backup, len(s.rows), s.rows, [s], stopped=False, fingerprint=fingerprint)
+            last_backup[0] = time.perf_counter()
 
     select_coreset(state, score_pairs=lambda idx: pair_scores(y[idx], predict(x[idx])), train_on=train_on,
                    initial=sel["initial"], pass_score=pass_score, scan_batch=sel["scan_batch"], on_step=on_step)

@@ -15,6 +15,7 @@ diverging learning rate is a result, not an error.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -133,17 +134,18 @@ def _current_lr(model) -> float:
         return float("nan")
 
 
-def _make_backup(backup_dir: Path, history_rows: list, stateful: list):
+def _make_backup(backup_dir: Path, history_rows: list, stateful: list, fingerprint: str | None = None):
     class _Backup(keras.callbacks.Callback):
         """Weights + optimizer + history + callback state, one folder per epoch, swapped in atomically."""
 
         def on_epoch_end(self, epoch, logs=None):
-            save_backup(self.model, backup_dir, epoch + 1, history_rows, stateful)
+            save_backup(self.model, backup_dir, epoch + 1, history_rows, stateful, fingerprint=fingerprint)
 
     return _Backup()
 
 
-def save_backup(model, backup_dir: Path, epochs_done: int, history_rows, stateful, stopped: bool | None = None):
+def save_backup(model, backup_dir: Path, epochs_done: int, history_rows, stateful, stopped: bool | None = None,
+                fingerprint: str | None = None):
     backup_dir.mkdir(parents=True, exist_ok=True)
     tmp = backup_dir / f".tmp-{os.getpid()}"
     if tmp.exists():
@@ -158,6 +160,7 @@ def save_backup(model, backup_dir: Path, epochs_done: int, history_rows, statefu
         "history": history_rows,
         "callbacks": {cb.name: cb.get_state() for cb in stateful},
         "stopped": bool(model.stop_training if stopped is None else stopped),
+        "fingerprint": fingerprint,
     }
     (tmp / "state.json").write_text(json.dumps(state))
     final = backup_dir / f"epoch-{epochs_done:05d}"
@@ -173,13 +176,39 @@ def _rng_variables(model):
     return [v for v in model.variables if "seed_generator_state" in v.path]
 
 
-def load_backup(model, backup_dir: Path):
-    """Restore the newest complete backup into ``model``; return its state or None."""
+MACHINE_KEYS = ("device", "device_name", "cpu_count", "versions")  # may change between a kill and the rerun
+
+
+def run_fingerprint(model, data, epochs: int, info: dict | None) -> str:
+    """What a backup must have been made with to be resumed: the run's settings (``info``
+    without the machine), the optimizer's config, the starting weights and the training data."""
+    h = hashlib.sha256()
+    settings = {k: v for k, v in (info or {}).items() if k not in MACHINE_KEYS}
+    optimizer = model.optimizer.get_config() if getattr(model, "optimizer", None) is not None else None
+    h.update(json.dumps([settings, optimizer, epochs, getattr(data, "batch_size", None),
+                         getattr(data, "seed", None)], sort_keys=True, default=str).encode())
+    for arr in [*model.get_weights(), getattr(data, "x", None), getattr(data, "y", None)]:
+        if arr is not None:
+            h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def load_backup(model, backup_dir: Path, fingerprint: str | None = None):
+    """Restore the newest complete backup into ``model``; return its state or None.
+
+    A backup whose ``fingerprint`` differs (made before the config, the data or
+    the initial weights changed) is deleted, not resumed.
+    """
     if not backup_dir.exists():
         return None
     for folder in sorted(backup_dir.glob("epoch-*"), reverse=True):
         try:
             state = json.loads((folder / "state.json").read_text())
+            if fingerprint is not None and state.get("fingerprint") != fingerprint:
+                print(f"backup {backup_dir} was made with a different configuration, data or initial weights; "
+                      "starting afresh", flush=True)
+                shutil.rmtree(backup_dir, ignore_errors=True)
+                return None
             if model.optimizer is not None and not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
             model.load_weights(folder / "state.weights.h5")
@@ -233,7 +262,8 @@ def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None,
     backup_dir = Path(files["backup"])
     stateful = [cb for cb in callbacks if hasattr(cb, "get_state")]
     history_rows: list = []
-    state = load_backup(model, backup_dir)
+    fingerprint = run_fingerprint(model, data, epochs, info)
+    state = load_backup(model, backup_dir, fingerprint)
     start = 0
     stopped = False
     if state is not None:
@@ -248,7 +278,7 @@ def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None,
     if start < epochs and not stopped:
         model.stop_training = False
         cbs = [keras.callbacks.TerminateOnNaN(), *callbacks, _make_recorder(history_rows, [epochs]),
-               _make_backup(backup_dir, history_rows, stateful)]
+               _make_backup(backup_dir, history_rows, stateful, fingerprint)]
         model.fit(data.dataset(start, epochs), epochs=epochs, initial_epoch=start,
                   steps_per_epoch=data.steps_per_epoch, validation_data=validation,
                   validation_batch_size=validation_batch_size if isinstance(validation, tuple) else None,

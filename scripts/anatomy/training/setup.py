@@ -12,12 +12,15 @@ def configure_tensorflow(*, threads: int, seed: int, deterministic: bool = False
     import tensorflow as tf
     import keras
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        # Lets several jobs share one card (`--resources gpu=N`).
-        tf.config.experimental.set_memory_growth(gpu, True)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
+        for gpu in tf.config.list_physical_devices("GPU"):
+            # Lets several jobs share one card (`--resources gpu=N`).
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError:
+        # TensorFlow already initialised in this process (a second call, or tests): its settings stay
+        pass
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
