@@ -141,7 +141,7 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     def chain(a, b):
         acc = tf.zeros((), tf.float32)
         for _ in range(k):
-            acc += tf.reduce_sum(tf.matmul(a, b)[:1, :1])
+            acc += tf.reduce_sum(tf.matmul(a, b))  # the whole product: a slice would let Grappler skip work
         return acc
 
     chain(a, b).numpy()
@@ -214,14 +214,14 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
     b = cfg["crops"]["baseline"]["batch_size"]
     data = lambda n: ArrayData(x[:n], y[:n], batch_size=b, seed=0, target=lambda t: keras.ops.one_hot(t, 10))  # noqa: E731
     xf, yh = x.astype("float32") / 255.0, np.eye(10, dtype="float32")[y]
-    add("mnist_cnn", "crops MNIST CNN", b, *_fit_rates(model, data, xf, yh, batch=b, steps=steps(40), repeats=repeats),
+    add("mnist_cnn", "crops MNIST CNN", b, *_fit_rates(model, data, xf, yh, batch=b, steps=steps(60), repeats=repeats),
         flops=training_flops(model))
 
     # the same CNN at batch 128: the compute-efficiency row
     add("mnist_cnn_b128", "crops MNIST CNN", 128,
         *_fit_rates(model, lambda n: ArrayData(x[:n], y[:n], batch_size=128, seed=0,
                                              target=lambda t: keras.ops.one_hot(t, 10)),
-                    xf, yh, batch=128, steps=steps(30), repeats=repeats), flops=training_flops(model))
+                    xf, yh, batch=128, steps=steps(45), repeats=repeats), flops=training_flops(model))
 
     # digits: CNNMedium (no augmentation on either side; augmentation has its own rows)
     b = cfg["digits"]["batch_size"]
@@ -243,7 +243,7 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
     b = c["batch_size"]
     add("vgg", f"cifar VGG-like {c['model']['widths']}", b,
         *_fit_rates(model, lambda n: ArrayData(xc[:n], yc[:n], batch_size=b, seed=0, preprocess=prep), np.asarray(prep(xc)), yc,
-                    batch=b, steps=steps(25), repeats=repeats), flops=training_flops(model))
+                    batch=b, steps=steps(80), repeats=repeats), flops=training_flops(model))
 
     # iic: twins made on the fly in tf.data (ours) vs twins made once up front in NumPy (theirs)
     p = cfg["iic"]
@@ -253,7 +253,7 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
     trainer.build((None, 28, 28, 1))
     b = p["batch_size"]
-    n = b * steps(20)
+    n = b * steps(50)
     xi = xf[:n]
     twins = np.asarray(make_twin(tf.constant(xi), tf.constant([0, 1], tf.int64), names, p["transforms"]))
     twin = lambda t, s: (t, make_twin(t, s, names, p["transforms"]))  # noqa: E731
@@ -280,7 +280,7 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
                           batch_norm_momentum=cs["model"]["batch_norm_momentum"])
     compile_unet(model, learning_rate=1e-3)
     b = cs["batch_size"]
-    n = b * steps(12)
+    n = b * steps(24)
     xe, ye = make_ellipses(n, section, np.random.default_rng(0))[:2]
     xef, yef = xe.astype("float32") / 255.0, ye.astype("float32")
 
@@ -462,7 +462,7 @@ def conv_forward_rate(batch: int = 128, repeats: int = 5) -> float:
 
     x = tf.random.stateless_uniform((batch, 26, 26, 32), seed=(5, 6))
     k = tf.random.stateless_uniform((3, 3, 32, 64), seed=(7, 8))
-    conv = tf.function(lambda a: tf.reduce_sum(tf.nn.conv2d(a, k, 1, "VALID")[:1, :1, :1]))
+    conv = tf.function(lambda a: tf.reduce_sum(tf.nn.conv2d(a, k, 1, "VALID")))
     conv(x).numpy()
     flops = 2 * batch * 24 * 24 * 64 * 3 * 3 * 32
     best = 0.0
@@ -612,7 +612,7 @@ def versions() -> str:
 PARTS = ("pipeline", "augment", "synthetic", "flops", "workflow", "scaling")
 
 
-def run(*, out: Path, parts=PARTS, scale: float = 1.0, repeats: int = 2, workdir: Path = Path("."),
+def run(*, out: Path, parts=PARTS, scale: float = 1.0, repeats: int = 3, workdir: Path = Path("."),
         configfile: Path | None = None, full_quick: bool = False, threads: int | None = None):
     import pandas as pd
     import yaml
@@ -674,7 +674,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("results/bench/bench.csv"))
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies every step/image count (0.1: smoke run)")
-    ap.add_argument("--repeats", type=int, default=2, help="interleaved repeats per side (best kept)")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats per side (best kept)")
     ap.add_argument("--configfile", type=Path, default=None, help="config whose models and batches are measured "
                     "(default: config/config.yaml)")
     ap.add_argument("--workdir", type=Path, default=Path("."), help="folder of the finished quick study (no-op row)")
