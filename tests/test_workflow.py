@@ -112,9 +112,11 @@ def test_dry_runs_of_shipped_configs_list_the_expected_jobs(tmp_path, configfile
         assert counts.get(rule) == n, (rule, counts)
 
 
-def test_report_builds_with_every_crops_figure(tiny_workflow):
+def test_report_builds_with_every_studys_figures(tiny_workflow):
     report = tiny_workflow.path / "report.html"
     tiny_workflow.run("--report", str(report))
     html = report.read_text(errors="replace")
-    for name in ("heatmap_window.png", "importance.png", "stacking.png", "baseline_curves.png", "windows.csv"):
+    for name in ("heatmap_window.png", "importance.png", "stacking.png", "baseline_curves.png", "windows.csv",
+                 "bn_lr.png", "labels.png", "p_over_epochs.gif", "confusion.png", "selected_vs_scanned.png",
+                 "score_vs_size.png", "ladder.png", "hardest.png", "summary.csv"):
         assert name in html, name
