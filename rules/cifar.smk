@@ -80,6 +80,7 @@ rule cifar_train:
         backup=lambda wc: f"{RESUME}/cifar/{wc.run}",
         seed=config["seed"],
         deterministic=config["deterministic"],
+        precision=config["precision"],
     wildcard_constraints:
         run="|".join(map(re.escape, CIFAR_RUNS)) or "none",  # escaped: names such as bn_lr1e+06
     threads: config["threads"]

@@ -17,6 +17,8 @@ except ConfigError as e:
 RESULTS = "results"
 RESUME = f"{RESULTS}/.resume"  # training backups: never a declared output
 SCALE = config_kind(config, workflow.configfiles) if config["scale"] == "quick" else config["scale"]
+if config["precision"] != "float32":
+    SCALE += f", {config['precision']}"  # every figure and the summary say so
 DATA_LABELS = {"embedded": "embedded sample", "download": "full dataset", "npz": "local npz"}
 
 

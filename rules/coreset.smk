@@ -20,7 +20,7 @@ def coreset_run_dirs():
 
 def coreset_final_output():
     if not config["coreset"]["enabled"]:
-        return []  # off in the quick config: see README, "Study 4: coreset"
+        return []  # coreset.enabled: false skips the study
     return [f"{RESULTS}/coreset/runs.csv", f"{RESULTS}/coreset/verdict.csv"]
 
 
@@ -59,6 +59,7 @@ rule coreset_select:
         shuffle_seed=lambda wc: config["coreset"]["selection"]["shuffle_seed"] if wc.order == "shuffled" else None,
         backup=lambda wc: f"{RESUME}/coreset/select/{wc.order}",
         deterministic=config["deterministic"],
+        precision=config["precision"],
         seed=config["seed"],
     wildcard_constraints:
         order="in_order|shuffled",
@@ -86,6 +87,7 @@ rule coreset_control:
         train=coreset_train_params(),
         backup=lambda wc: f"{RESUME}/coreset/control/{wc.control}",
         deterministic=config["deterministic"],
+        precision=config["precision"],
         seed=config["seed"],
     wildcard_constraints:
         control=r"full|random_seed\d+",

@@ -40,6 +40,7 @@ rule crops_baseline:
         train=crops_train_params(config["crops"]["baseline"]["batch_size"]),
         backup=lambda wc: f"{RESUME}/crops/baseline/seed{wc.seed}",
         deterministic=config["deterministic"],
+        precision=config["precision"],
         data_seed=config["seed"],
     threads: config["threads"]
     resources:
@@ -93,6 +94,7 @@ rule crops_window:
         train=crops_train_params(config["crops"]["window"]["batch_size"]),
         backup=lambda wc: f"{RESUME}/crops/{wc.mask}/s{wc.size}_i{wc.i}_j{wc.j}",
         deterministic=config["deterministic"],
+        precision=config["precision"],
         data_seed=config["seed"],
         seed=config["seed"],
     threads: config["threads"]

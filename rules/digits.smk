@@ -134,6 +134,7 @@ rule digits_step1:
         part="step1",
         backup=lambda wc: f"{RESUME}/digits/step1/seed{wc.seed}",
         deterministic=config["deterministic"],
+        precision=config["precision"],
     threads: config["threads"]
     resources:
         **train_resources(mem_mb=3000, runtime=120),
@@ -158,6 +159,7 @@ rule digits_ladder:
         part="step1",
         backup=lambda wc: f"{RESUME}/digits/ladder/{wc.row}/seed{wc.seed}",
         deterministic=config["deterministic"],
+        precision=config["precision"],
     threads: config["threads"]
     resources:
         **train_resources(mem_mb=3000, runtime=180),
@@ -182,6 +184,7 @@ rule digits_fold:
         part=lambda wc: f"fold{wc.fold}",
         backup=lambda wc: f"{RESUME}/digits/cv/fold{wc.fold}/seed{wc.seed}",
         deterministic=config["deterministic"],
+        precision=config["precision"],
     threads: config["threads"]
     resources:
         **train_resources(mem_mb=3000, runtime=180),

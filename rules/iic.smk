@@ -37,6 +37,7 @@ rule iic_train:
         train=iic_train_params(),
         backup=lambda wc: f"{RESUME}/iic/{wc.tset}/a{wc.alpha}_o{wc.alpha_over}/seed{wc.seed}",
         deterministic=config["deterministic"],
+        precision=config["precision"],
     wildcard_constraints:
         tset="all|rotate|distort|binarize|noise",
         alpha=r"[0-9.e+-]+",

@@ -16,5 +16,5 @@ with log_step(snakemake):
         files={**{k: snakemake.output[k] for k in ("model", "history", "metrics")}, "backup": snakemake.params.backup},
         spec=snakemake.params.spec, model_cfg=snakemake.params.model, train_cfg=snakemake.params.train,
         variant=variant, threads=snakemake.threads, seed=snakemake.params.seed,
-        deterministic=snakemake.params.deterministic,
+        deterministic=snakemake.params.deterministic, precision=snakemake.params.precision,
     )

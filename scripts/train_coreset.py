@@ -7,7 +7,8 @@ with log_step(snakemake):
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     files = {**{k: out[k] for k in ("model", "history", "metrics", "predictions")}, "backup": p.backup}
     common = dict(train_h5=inp.train, test_h5=inp.test, init_weights=inp.init, params=p.train,
-                  threads=snakemake.threads, seed=int(p.seed), deterministic=p.deterministic)
+                  threads=snakemake.threads, seed=int(p.seed), deterministic=p.deterministic,
+                  precision=p.precision)
     if snakemake.rule == "coreset_select":
         coreset.run_selection(files={**files, "selected": out.selected}, shuffle_seed=p.shuffle_seed, **common)
     else:

@@ -12,5 +12,5 @@ with log_step(snakemake):
         mnist_h5=snakemake.input.mnist, init_weights=snakemake.input.init, mask=mask,
         files={**{k: snakemake.output[k] for k in ("model", "history", "metrics", "predictions")}, "backup": snakemake.params.backup},
         params=snakemake.params.train, threads=snakemake.threads, seed=seed, data_seed=snakemake.params.data_seed,
-        deterministic=snakemake.params.deterministic,
+        deterministic=snakemake.params.deterministic, precision=snakemake.params.precision,
     )

@@ -11,4 +11,5 @@ with log_step(snakemake):
                "backup": snakemake.params.backup},
         params=snakemake.params.train, transform_set=wc.tset, alpha=float(wc.alpha), alpha_over=float(wc.alpha_over),
         threads=snakemake.threads, seed=int(wc.seed), deterministic=snakemake.params.deterministic,
+        precision=snakemake.params.precision,
     )

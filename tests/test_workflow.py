@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -120,3 +121,28 @@ def test_report_builds_with_every_studys_figures(tiny_workflow):
                  "bn_lr.png", "labels.png", "p_over_epochs.gif", "confusion.png", "selected_vs_scanned.png",
                  "score_vs_size.png", "ladder.png", "hardest.png", "summary.csv"):
         assert name in html, name
+
+
+def test_slurm_profile_sends_each_studys_tables_and_figures_as_one_group_job(tmp_path):
+    """profiles/slurm groups the post-training rules: one sbatch job per study's tables and
+    figures, never a training or a rule that feeds one (that would serialise the study)."""
+    import yaml
+
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    wf = Workflow(tmp_path, tiny_config())
+    p = wf.run("-n", "--profile", str(ROOT / "profiles" / "slurm"), "--cores", "4")
+    groups, current = {}, None
+    for line in (p.stdout + p.stderr).splitlines():
+        m = re.search(r"Group job (\S+) \(", line)
+        if m:
+            current = groups.setdefault(m.group(1), [])
+        elif current is not None and line and not line.startswith(" "):
+            current = None
+        elif current is not None and (r := re.match(r"\s+rule (\w+):", line)):
+            current.append(r.group(1))
+    assert set(groups) == {"crops_post", "digits_post"}, groups
+    for name, rules in groups.items():
+        assert set(rules) == {r for r, g in profile["groups"].items() if g == name}, (name, rules)
+        trainings = {"crops_baseline", "crops_window", "digits_step1", "digits_ladder", "digits_fold"}
+        assert not trainings & set(rules), rules
+    assert groups["digits_post"].count("digits_submission") == 3  # disconnected parts, one job

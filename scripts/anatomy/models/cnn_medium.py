@@ -22,7 +22,7 @@ def cnn_medium(input_shape=(28, 28, 1), num_classes: int = 10) -> keras.Model:
     x = layers.Flatten()(x)
     x = layers.Dense(30)(x)
     x = layers.LeakyReLU(negative_slope=SLOPE)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="cnn_medium")
 
 

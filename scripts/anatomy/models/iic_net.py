@@ -24,7 +24,7 @@ def iic_net(input_shape=(28, 28, 1), clusters: int = 10, overclusters: int = 50,
     for name, k in (("z", clusters), ("z_over", overclusters)):
         h = layers.Dense(128, activation="relu")(x)
         h = layers.Dense(64, activation="relu")(h)
-        outs.append(layers.Dense(k, activation="softmax", name=name)(h))
+        outs.append(layers.Dense(k, activation="softmax", name=name, dtype="float32")(h))
     return keras.Model(inputs, outs, name="iic_net")
 
 
@@ -77,7 +77,8 @@ class IICTrainer(keras.Model):
         (x, x_twin), _ = data
         with tf.GradientTape() as tape:
             loss, heads = self.pair_loss(x, x_twin, training=True)
-        grads = tape.gradient(loss, self.net.trainable_variables)
+            scaled = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16; identity otherwise
+        grads = tape.gradient(scaled, self.net.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.net.trainable_variables))
         self.loss_tracker.update_state(loss)
         for t, h in zip(self.head_trackers, heads):

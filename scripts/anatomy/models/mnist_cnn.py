@@ -17,7 +17,7 @@ def mnist_cnn(input_shape=(28, 28, 1), num_classes: int = 10) -> keras.Model:
     x = layers.Flatten()(x)
     x = layers.Dense(128, activation="relu")(x)
     x = layers.Dropout(0.5)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="mnist_cnn")
 
 

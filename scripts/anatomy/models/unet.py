@@ -57,7 +57,7 @@ def residual_unet(image_size: int, start_neurons: int = 16, depth: int = 4, drop
         x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same")(x)
         x = layers.Dropout(dropout)(layers.Concatenate()([x, skips[level]]))
         x = _level(x, filters, batch_norm_momentum)
-    outputs = layers.Conv2D(1, 1, activation="sigmoid", name="mask")(x)
+    outputs = layers.Conv2D(1, 1, activation="sigmoid", name="mask", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="residual_unet")
 
 

@@ -35,8 +35,8 @@ class NoisyBN(layers.Layer):
         if not training:
             return x
         shape = [1] * (len(x.shape) - 1) + [x.shape[-1]]
-        s = keras.random.uniform(shape, 1.0, self.scale_max, seed=self.seed_generator)
-        m = keras.random.uniform(shape, -self.shift, self.shift, seed=self.seed_generator)
+        s = keras.random.uniform(shape, 1.0, self.scale_max, dtype=x.dtype, seed=self.seed_generator)
+        m = keras.random.uniform(shape, -self.shift, self.shift, dtype=x.dtype, seed=self.seed_generator)
         return x * s + m
 
     def get_config(self):
@@ -65,6 +65,6 @@ def vgg_like(*, widths=(64, 128, 256), convs_per_block: int = 2, dense: int = 25
     x = layers.Flatten()(x)
     x = layers.Dense(dense, use_bias=not batchnorm, kernel_regularizer=reg)(x)
     x = norm_act(x)
-    outputs = layers.Dense(num_classes, kernel_regularizer=reg, name="logits")(x)
+    outputs = layers.Dense(num_classes, kernel_regularizer=reg, name="logits", dtype="float32")(x)
     name = "vgg_like_" + ("noisy_bn" if noise else "bn" if batchnorm else "no_bn")
     return keras.Model(inputs, outputs, name=name)

@@ -95,11 +95,11 @@ def apply_variant(index, x, y, variant: dict | None, split: str):
 # ---------------------------------------------------------------- training
 
 def train_cifar_run(*, manifest, files, spec: dict, model_cfg: dict, train_cfg: dict, variant=None, threads: int,
-                    seed: int, deterministic: bool) -> dict:
+                    seed: int, deterministic: bool, precision: str = "float32") -> dict:
     """Train one VGG-like run under the training contract; test accuracy recorded every epoch."""
     from anatomy.training.setup import configure_tensorflow
 
-    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic)
+    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic, precision=precision)
     import keras
     import tensorflow as tf
 

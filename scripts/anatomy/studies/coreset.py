@@ -223,10 +223,10 @@ def _evaluate(predict, x_train, y_train, scanned, x_test, y_test, pass_score: fl
     return metrics, arrays
 
 
-def _setup(*, init_weights, params, threads, seed, deterministic):
+def _setup(*, init_weights, params, threads, seed, deterministic, precision):
     from anatomy.training.setup import configure_tensorflow
 
-    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic)
+    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic, precision=precision)
     from anatomy.models.unet import compile_unet, residual_unet
 
     model = residual_unet(**unet_kwargs(params))
@@ -251,7 +251,7 @@ def _save_arrays(path, arrays: dict) -> None:
 
 
 def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict, shuffle_seed: int | None,
-                  threads: int, seed: int, deterministic: bool) -> dict:
+                  threads: int, seed: int, deterministic: bool, precision: str = "float32") -> dict:
     """The selection as one training step; writes model, history (one row per addition), selected, metrics.
 
     Resumable: the model, optimizer, dropout RNG and the :class:`Selection`
@@ -273,7 +273,7 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
 
     t_start = time.time()
     model, device = _setup(init_weights=init_weights, params=params, threads=threads, seed=seed,
-                           deterministic=deterministic)
+                           deterministic=deterministic, precision=precision)
     x, y = read_dataset_h5(train_h5, "train")
     x_test, y_test = read_dataset_h5(test_h5, "test")
     sel, stop = params["selection"], params["stopping"]
@@ -350,14 +350,14 @@ def control_indices(kind: str, n_train: int, *, size: int | None = None, seed: i
 
 
 def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, kind: str, size: int | None,
-                subset_seed: int | None, threads: int, seed: int, deterministic: bool) -> dict:
+                subset_seed: int | None, threads: int, seed: int, deterministic: bool, precision: str = "float32") -> dict:
     """Train on a fixed subset under the training contract, to the same stopping rule as selection.
 
     Stops at the end of the first epoch whose inference-mode score on its own
     training pairs exceeds the target (never past ``stopping.max_epochs``).
     """
     model, device = _setup(init_weights=init_weights, params=params, threads=threads, seed=seed,
-                           deterministic=deterministic)
+                           deterministic=deterministic, precision=precision)
     import keras
 
     from anatomy.io import read_dataset_h5

@@ -77,7 +77,7 @@ def ink_kept(x: np.ndarray, keep: np.ndarray) -> float:
 
 
 def train_crops_run(*, mnist_h5, init_weights, files, params: dict, mask=None, threads: int, seed: int,
-                    deterministic: bool, data_seed: int) -> dict:
+                    deterministic: bool, data_seed: int, precision: str = "float32") -> dict:
     """Train the CNN once (baseline when ``mask`` is None) under the training contract.
 
     Stopping monitors the held-out split (``val_*``); test accuracy is recorded
@@ -87,7 +87,7 @@ def train_crops_run(*, mnist_h5, init_weights, files, params: dict, mask=None, t
     """
     from anatomy.training.setup import configure_tensorflow
 
-    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic)
+    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic, precision=precision)
     import keras
     from anatomy.io import atomic_path, read_dataset_h5
     from anatomy.models.mnist_cnn import compile_mnist_cnn, mnist_cnn

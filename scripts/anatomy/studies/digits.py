@@ -147,7 +147,7 @@ def lr_callback(*, base: float, drops, factor: float):
 
 # ------------------------------------------------------------ one model
 def train_digits_model(*, arrays, folds, init_weights, test_labels, files: dict, params: dict, part: str,
-                       seed: int, threads: int, deterministic: bool) -> dict:
+                       seed: int, threads: int, deterministic: bool, precision: str = "float32") -> dict:
     """Train CNNMedium once under the training contract and write its predictions.
 
     ``part`` is 'step1' (the 80/20 split; step 1 and the ladder rows) or
@@ -160,7 +160,7 @@ def train_digits_model(*, arrays, folds, init_weights, test_labels, files: dict,
     """
     from anatomy.training.setup import configure_tensorflow
 
-    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic)
+    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic, precision=precision)
     import tensorflow as tf
 
     from anatomy.models.cnn_medium import cnn_medium, compile_cnn_medium

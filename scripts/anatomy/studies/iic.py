@@ -77,7 +77,7 @@ def purity(labels, clusters, n_clusters: int, n_labels: int = 10) -> float:
 
 
 def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: float, alpha_over: float,
-                  threads: int, seed: int, deterministic: bool) -> dict:
+                  threads: int, seed: int, deterministic: bool, precision: str = "float32") -> dict:
     """Train one IIC model under the training contract; writes predictions.npz beside it.
 
     Per epoch, on the test set (a fixed seed for its twins): the IIC loss
@@ -87,7 +87,7 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
     """
     from anatomy.training.setup import configure_tensorflow
 
-    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic)
+    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic, precision=precision)
     import keras
     import tensorflow as tf
 

@@ -6,8 +6,20 @@ import os
 import platform
 
 
-def configure_tensorflow(*, threads: int, seed: int, deterministic: bool = False) -> dict:
-    """Configure TF before any op runs; return a description of the device."""
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def configure_tensorflow(*, threads: int, seed: int, deterministic: bool = False, precision: str = "float32") -> dict:
+    """Configure TF before any op runs; return a description of the device and the precision.
+
+    ``precision`` is the Keras dtype policy for every layer built afterwards:
+    ``float32`` (the default), ``mixed_float16`` (NVIDIA GPUs with tensor cores) or
+    ``mixed_bfloat16`` (TPUs, recent CPUs with AMX/AVX512-BF16). The models keep
+    their output layers in float32, and Keras wraps the optimizer in loss scaling
+    for float16.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     import tensorflow as tf
     import keras
@@ -24,7 +36,8 @@ def configure_tensorflow(*, threads: int, seed: int, deterministic: bool = False
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    return device_info()
+    keras.mixed_precision.set_global_policy(precision)
+    return {**device_info(), "precision": precision}
 
 
 def device_info() -> dict:
