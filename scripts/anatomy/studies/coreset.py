@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 BACKUP_SECONDS = 20.0  # the selection saves its state after an addition at most this often
+PREDICT_BATCH = 64  # inference batch for scoring sets; the scan itself goes scan_batch pairs at a time
 THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
 PUBLISHED = {"selected_in_order": 271, "selected_shuffled": 408, "train_size": 10_000, "test_score": 0.9928,
              "pass_score": 0.85 * 0.95}
@@ -278,7 +279,7 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
     x_test, y_test = read_dataset_h5(test_h5, "test")
     sel, stop = params["selection"], params["stopping"]
     pass_score = stop["target"] * stop["pass_factor"]
-    predict = make_predictor(model, sel["scan_batch"])
+    predict = make_predictor(model, max(PREDICT_BATCH, sel["scan_batch"]))
     state = Selection(order=scan_order(len(x), shuffle_seed).tolist())
     backup = Path(files["backup"])
     fingerprint = run_fingerprint(model, SimpleNamespace(x=x, y=y), 0,
@@ -369,7 +370,7 @@ def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, k
     stop = params["stopping"]
     pass_score = stop["target"] * stop["pass_factor"]
     idx = control_indices(kind, len(x), size=size, seed=subset_seed)
-    predict = make_predictor(model, params["selection"]["scan_batch"])
+    predict = make_predictor(model, max(PREDICT_BATCH, params["selection"]["scan_batch"]))
 
     class StopAtTarget(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
