@@ -25,7 +25,8 @@ def heatmap(windows, mask: str, stats, out_png, *, provenance: str, side: int = 
     if len(d) <= 100:  # numbers stay legible on coarse grids
         for r in d.itertuples():
             colour = "red" if r.beats_baseline else "white"
-            ax.text(r.j, r.i, f"{r.test_accuracy:.3f}", ha="center", va="center", fontsize=7, color=colour,
+            label = f"{r.test_accuracy:.3f}".removeprefix("0")  # ".649": fits a cell of the 20 x 20 grid
+            ax.text(r.j, r.i, label, ha="center", va="center", fontsize=6, color=colour,
                     fontweight="bold" if r.beats_baseline else "normal")
     else:
         for r in d[d["beats_baseline"]].itertuples():

@@ -282,8 +282,8 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
     predict = make_predictor(model, max(PREDICT_BATCH, sel["scan_batch"]))
     state = Selection(order=scan_order(len(x), shuffle_seed).tolist())
     backup = Path(files["backup"])
-    fingerprint = run_fingerprint(model, SimpleNamespace(x=x, y=y), 0,
-                                  {"params": params, "seed": seed, "shuffle_seed": shuffle_seed})
+    fingerprint = run_fingerprint(model, SimpleNamespace(x=x, y=y), 0, {"params": params, "seed": seed,
+                                  "shuffle_seed": shuffle_seed, "precision": precision})
     saved = load_backup(model, backup, fingerprint)
     if saved is not None:
         state.set_state(saved["callbacks"][state.name])
@@ -351,7 +351,8 @@ def control_indices(kind: str, n_train: int, *, size: int | None = None, seed: i
 
 
 def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, kind: str, size: int | None,
-                subset_seed: int | None, threads: int, seed: int, deterministic: bool, precision: str = "float32") -> dict:
+                subset_seed: int | None, threads: int, seed: int, deterministic: bool,
+                precision: str = "float32") -> dict:
     """Train on a fixed subset under the training contract, to the same stopping rule as selection.
 
     Stops at the end of the first epoch whose inference-mode score on its own
