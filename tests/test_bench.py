@@ -84,3 +84,20 @@ def test_unknown_part_is_refused(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--parts", "pipeline,warp"])
     assert "unknown ['warp']" in capsys.readouterr().err
+
+
+def test_matmul_peak_chains_its_products_so_none_can_be_merged():
+    """Each product feeds the next: k independent matmul(a, b) of the same inputs are one
+    node after Grappler's CSE (which once made the "peak" k times too high)."""
+    import tensorflow as tf
+
+    from anatomy.bench import matmul_chain
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random((32, 32)), rng.random((32, 32))
+    expected = a.copy()
+    for _ in range(4):
+        expected = expected @ b / 32
+    got = float(matmul_chain(4, 32)(tf.constant(a, tf.float32), tf.constant(b, tf.float32)))
+    assert got == pytest.approx(expected.sum(), rel=1e-4)
+    assert got != pytest.approx(4 * (a @ b).sum(), rel=1e-2)  # what four merged products would give
