@@ -1,10 +1,16 @@
 # Glue: config validation, path helpers, config slices, wildcard constraints.
 # Nothing here imports TensorFlow (dry runs stay fast).
+import os
 import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+SCRIPTS = str(Path(workflow.basedir) / "scripts")
+sys.path.insert(0, SCRIPTS)
+# The rule scripts run in their own Python processes: they too import `anatomy` from
+# this checkout, not from whichever checkout `pip install -e` last pointed at.
+os.environ["PYTHONPATH"] = os.pathsep.join([SCRIPTS] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                                        if p and p != SCRIPTS])
 
 from snakemake.exceptions import WorkflowError
 from anatomy.config import ConfigError, config_kind, validate_config

@@ -146,3 +146,22 @@ def test_slurm_profile_sends_each_studys_tables_and_figures_as_one_group_job(tmp
         trainings = {"crops_baseline", "crops_window", "digits_step1", "digits_ladder", "digits_fold"}
         assert not trainings & set(rules), rules
     assert groups["digits_post"].count("digits_submission") == 3  # disconnected parts, one job
+
+
+def test_rule_scripts_import_the_package_of_the_checkout_that_runs(tmp_path):
+    """A second checkout (a copy here) runs its own `anatomy`, not the pip-installed one."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "checkout"
+    copy.mkdir()
+    for part in ("Snakefile", "rules", "scripts", "config", "report", "resources"):
+        (shutil.copytree if (ROOT / part).is_dir() else shutil.copy)(ROOT / part, copy / part)
+    marker = tmp_path / "imported_from.txt"
+    init = copy / "scripts" / "anatomy" / "__init__.py"
+    init.write_text(init.read_text() + f"\nopen({str(marker)!r}, 'a').write(__file__ + '\\n')\n")
+    subprocess.run([sys.executable, "-m", "snakemake", "-s", str(copy / "Snakefile"), "--directory", str(copy),
+                    "--cores", "1", "results/data/mnist.h5"], check=True, capture_output=True, timeout=300)
+    imports = marker.read_text().split()  # only the copy's `anatomy` writes here
+    assert len(imports) == 2 and set(imports) == {str(init)}, imports  # Snakemake's process and the rule script's
