@@ -141,9 +141,9 @@ def test_slurm_profile_sends_each_studys_tables_and_figures_as_one_group_job(tmp
         elif current is not None and (r := re.match(r"\s+rule (\w+):", line)):
             current.append(r.group(1))
     assert set(groups) == {"crops_post", "digits_post"}, groups
+    trainings = {"crops_baseline", "crops_window", "digits_step1", "digits_ladder", "digits_fold"}
     for name, rules in groups.items():
         assert set(rules) == {r for r, g in profile["groups"].items() if g == name}, (name, rules)
-        trainings = {"crops_baseline", "crops_window", "digits_step1", "digits_ladder", "digits_fold"}
         assert not trainings & set(rules), rules
     assert groups["digits_post"].count("digits_submission") == 3  # disconnected parts, one job
 

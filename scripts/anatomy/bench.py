@@ -490,7 +490,8 @@ def conv_forward_rate(batch: int = 128, repeats: int = 5) -> float:
 def bench_flops(rates: dict, *, device: str) -> list:
     peak = matmul_peak()
     conv = conv_forward_rate()
-    rows = [row("flops/matmul_peak", "float32 2048x2048 matmul in one tf.function (the measured peak)",
+    rows = [row("flops/matmul_peak",
+                "float32 chain of 4 dependent 2048x2048 matmuls in one tf.function (the measured peak)",
                 peak / 1e9, float("nan"), "GFLOP/s", device=device),
             row("flops/conv2_forward_only", "the MNIST CNN's 32->64 3x3 convolution alone, forward, batch 128: "
                 "achieved / matmul peak", conv / 1e9, peak / 1e9, "GFLOP/s", device=device,
