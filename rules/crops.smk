@@ -49,6 +49,39 @@ rule crops_baseline:
         "../scripts/train_crops.py"
 
 
+def crops_like_baseline_dir(seed):
+    """The full-image run at the windows' batch size from seed ``seed``'s initial weights (the like-for-like
+    control of the confirmation); the baseline itself when the two batch sizes agree."""
+    c = config["crops"]
+    if c["window"]["batch_size"] == c["baseline"]["batch_size"]:
+        return f"{RESULTS}/crops/baseline/seed{seed}"
+    return f"{RESULTS}/crops/baseline_window_batch/seed{seed}"
+
+
+rule crops_baseline_window_batch:
+    input:
+        mnist=f"{RESULTS}/data/mnist.h5",
+        init=f"{RESULTS}/crops/init/seed{{seed}}.weights.h5",
+    output:
+        **run_outputs(f"{RESULTS}/crops/baseline_window_batch/seed{{seed}}"),
+        predictions=f"{RESULTS}/crops/baseline_window_batch/seed{{seed}}/predictions.npz",
+    log:
+        f"{RESULTS}/logs/crops/baseline_window_batch_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/crops/baseline_window_batch_seed{{seed}}.tsv"
+    params:
+        train=crops_train_params(config["crops"]["window"]["batch_size"]),
+        backup=lambda wc: f"{RESUME}/crops/baseline_window_batch/seed{wc.seed}",
+        deterministic=config["deterministic"],
+        precision=config["precision"],
+        data_seed=config["seed"],
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=3000, runtime=240),
+    script:
+        "../scripts/train_crops.py"
+
+
 rule crops_baseline_curves:
     input:
         histories=expand(f"{RESULTS}/crops/baseline/seed{{seed}}/history.csv", seed=config["crops"]["baseline"]["seeds"]),
@@ -123,8 +156,6 @@ rule crops_aggregate:
     output:
         windows=report(f"{RESULTS}/crops/windows.csv", caption="../report/crops_windows.rst", category="1 crops", subcategory="tables"),
         baseline=f"{RESULTS}/crops/baseline.csv",
-        beats=report(f"{RESULTS}/crops/beats_baseline.csv", caption="../report/crops_beats.rst", category="1 crops", subcategory="tables"),
-        verdict=report(f"{RESULTS}/crops/verdict.csv", caption="../report/crops_verdict.rst", category="1 crops", subcategory="tables"),
         **{
             name: report(f"{RESULTS}/crops/figures/{name}.png", caption=f"../report/crops_{name}.rst", category="1 crops", subcategory="figures")
             for name in CROPS_FIGURES
@@ -134,9 +165,80 @@ rule crops_aggregate:
     params:
         seeds=config["crops"]["baseline"]["seeds"],
         size=config["crops"]["window"]["size"],
+        top=config["crops"]["confirm"]["top"],
         provenance=f"data: MNIST {data_label('mnist')} | config: {SCALE}",
     script:
         "../scripts/crops_aggregate.py"
+
+
+checkpoint crops_select:
+    input:
+        windows=[f"{d}/history.csv" for d in crops_window_dirs()],
+    output:
+        f"{RESULTS}/crops/selected.csv",
+    log:
+        f"{RESULTS}/logs/crops/select.log",
+    params:
+        top=config["crops"]["confirm"]["top"],
+    script:
+        "../scripts/crops_select.py"
+
+
+rule crops_confirm:
+    input:
+        mnist=f"{RESULTS}/data/mnist.h5",
+        init=f"{RESULTS}/crops/init/seed{{seed}}.weights.h5",
+        mask=f"{RESULTS}/crops/masks/{{mask}}/s{{size}}_i{{i}}_j{{j}}.npy",
+    output:
+        **run_outputs(f"{RESULTS}/crops/confirm/{{mask}}/s{{size}}_i{{i}}_j{{j}}/seed{{seed}}"),
+        predictions=f"{RESULTS}/crops/confirm/{{mask}}/s{{size}}_i{{i}}_j{{j}}/seed{{seed}}/predictions.npz",
+    log:
+        f"{RESULTS}/logs/crops/confirm_{{mask}}_s{{size}}_i{{i}}_j{{j}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/crops/confirm_{{mask}}_s{{size}}_i{{i}}_j{{j}}_seed{{seed}}.tsv"
+    params:
+        train=crops_train_params(config["crops"]["window"]["batch_size"]),
+        backup=lambda wc: f"{RESUME}/crops/confirm/{wc.mask}/s{wc.size}_i{wc.i}_j{wc.j}/seed{wc.seed}",
+        deterministic=config["deterministic"],
+        precision=config["precision"],
+        data_seed=config["seed"],
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=3000, runtime=240),
+    script:
+        "../scripts/train_crops.py"
+
+
+def crops_confirm_histories(wildcards):
+    """Every confirmation run the checkpoint's selection asks for (top windows x baseline seeds)."""
+    import pandas as pd
+
+    selected = pd.read_csv(checkpoints.crops_select.get().output[0])
+    return [
+        f"{RESULTS}/crops/confirm/{r.mask}/s{r.size}_i{r.i}_j{r.j}/seed{seed}/history.csv"
+        for r in selected.itertuples()
+        for seed in config["crops"]["baseline"]["seeds"]
+    ]
+
+
+rule crops_verdict:
+    input:
+        windows=f"{RESULTS}/crops/windows.csv",
+        baseline=f"{RESULTS}/crops/baseline.csv",
+        like_baseline=expand("{d}/history.csv", d=[crops_like_baseline_dir(s) for s in config["crops"]["baseline"]["seeds"]]),
+        confirm=crops_confirm_histories,
+    output:
+        confirm=report(f"{RESULTS}/crops/confirm.csv", caption="../report/crops_confirm.rst", category="1 crops", subcategory="tables"),
+        tests=report(f"{RESULTS}/crops/confirm_tests.csv", caption="../report/crops_confirm.rst", category="1 crops", subcategory="tables"),
+        verdict=report(f"{RESULTS}/crops/verdict.csv", caption="../report/crops_verdict.rst", category="1 crops", subcategory="tables"),
+    log:
+        f"{RESULTS}/logs/crops/verdict.log",
+    params:
+        seeds=config["crops"]["baseline"]["seeds"],
+        alpha=config["crops"]["confirm"]["alpha"],
+        batch_sizes={"baseline": config["crops"]["baseline"]["batch_size"], "window": config["crops"]["window"]["batch_size"]},
+    script:
+        "../scripts/crops_verdict.py"
 
 
 rule crops_stacking:

@@ -1,12 +1,10 @@
-"""Rule crops_aggregate: windows.csv, the verdict and every crops figure (no TensorFlow)."""
-from pathlib import Path
-
+"""Rule crops_aggregate: windows.csv, baseline.csv and every crops figure (no TensorFlow)."""
 from anatomy.logs import log_step
 
 with log_step(snakemake):
     import pandas as pd
 
-    from anatomy.io import read_dataset_h5, write_json  # noqa: F401
+    from anatomy.io import read_dataset_h5
     from anatomy.plots import crops as plots
     from anatomy.studies import crops
 
@@ -14,17 +12,12 @@ with log_step(snakemake):
     x_test, y_test = read_dataset_h5(snakemake.input.mnist, "test")
     base_hist = {s: pd.read_csv(p) for s, p in zip(snakemake.params.seeds, snakemake.input.baseline)}
     baseline = crops.baseline_table(base_hist)
-    runs = []
-    for p in snakemake.input.windows:
-        run_dir = Path(p).parent
-        runs.append({"mask": run_dir.parent.name, **crops.parse_run_name(run_dir.name), "history": pd.read_csv(p)})
-    windows = crops.windows_table(runs, baseline, x_test=x_test)
+    runs = crops.window_runs(snakemake.input.windows)
+    windows = crops.windows_table(runs, baseline, x_test=x_test, top=snakemake.params.top)
     stats = crops.baseline_stats(baseline)
 
     windows.to_csv(out.windows, index=False, float_format="%.5f")
     baseline.to_csv(out.baseline, index=False, float_format="%.5f")
-    windows[windows["beats_baseline"]].to_csv(out.beats, index=False, float_format="%.5f")
-    pd.DataFrame([crops.verdict(windows, baseline)]).to_csv(out.verdict, index=False, float_format="%.5f")
 
     plots.heatmap(windows, "window", stats, out.heatmap_window, provenance=prov)
     plots.heatmap(windows, "as_published", stats, out.heatmap_as_published, provenance=prov)

@@ -119,6 +119,34 @@ def test_duplicate_seeds_rejected():
     assert "crops.baseline.seeds" in _error(_config(crops__baseline__seeds=[1, 1]))
 
 
+def test_confirmation_seeds_must_be_fresh():
+    """The grid (which chooses the windows) runs at `seed`; confirming on that seed again is not fresh."""
+    msg = _error(_config(crops__baseline__seeds=[0, 1, 2]))
+    assert "crops.baseline.seeds" in msg and "fresh" in msg
+
+
+def test_confirm_section_is_validated():
+    assert "crops.confirm.top" in _error(_config(crops__confirm__top=0))
+    assert "crops.confirm.alpha" in _error(_config(crops__confirm__alpha=0.9))
+
+
+def test_nested_command_line_values_are_coerced_by_the_schemas_types():
+    """`--config 'crops={stopping: {max_epochs: 2}}'` arrives as strings; the schema's types decide."""
+    cfg = _config()
+    cfg["crops"]["stopping"] = {"max_epochs": "2", "patience": "15", "ratio": "0.995"}
+    cfg["crops"]["grids"]["window"]["rows"] = ["0", "9"]
+    cfg["crops"]["train_size"] = "null"
+    cfg["data"]["digits"] = {**cfg["data"]["digits"], "source": "kaggle", "path": "/dir/2020"}
+    out = validate_config(cfg, SCHEMA)
+    assert out["crops"]["stopping"] == {"max_epochs": 2, "patience": 15, "ratio": 0.995}
+    assert out["crops"]["grids"]["window"]["rows"] == [0, 9] and out["crops"]["train_size"] is None
+    assert out["data"]["digits"]["path"] == "/dir/2020"  # a string where the schema allows one stays one
+    cfg["crops"]["stopping"]["max_epochs"] = "two"
+    assert "crops.stopping.max_epochs" in _error(cfg)
+    cfg["crops"]["stopping"]["max_epochs"] = "2.0"  # a float is still not an integer
+    assert "crops.stopping.max_epochs" in _error(cfg)
+
+
 def test_unknown_source_rejected():
     cfg = _config()
     cfg["data"]["mnist"]["source"] = "ftp"

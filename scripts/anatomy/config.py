@@ -55,6 +55,47 @@ def schema_errors(config: dict, schema: dict) -> list[str]:
     return out
 
 
+_SCALARS = {"integer": int, "number": (int, float), "boolean": bool, "null": type(None)}
+
+
+def _resolve(schema: dict, root: dict) -> dict:
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/"):
+        node = root
+        for part in ref[2:].split("/"):
+            node = node[part]
+        return {**node, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def coerce_strings(value, schema: dict, root: dict | None = None):
+    """Turn strings into the numbers, booleans or nulls the schema asks for, recursively.
+
+    Snakemake's ``--config 'crops={stopping: {max_epochs: 2}}'`` hands nested values over as
+    strings ('2'); each is parsed as YAML and kept only when the result has a type the schema
+    allows, so a real string stays a string and validation still names a wrong value.
+    """
+    root = schema if root is None else root
+    schema = _resolve(schema, root)
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        return {k: coerce_strings(v, props[k], root) if k in props else v for k, v in value.items()}
+    if isinstance(value, list):
+        items = schema.get("items")
+        return [coerce_strings(v, items, root) for v in value] if isinstance(items, dict) else value
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    if isinstance(value, str) and "string" not in types and set(types) & set(_SCALARS):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        if any(isinstance(parsed, _SCALARS[t]) and not (t != "boolean" and isinstance(parsed, bool))
+               for t in types if t in _SCALARS):
+            return parsed
+    return value
+
+
 def semantic_errors(config: dict) -> list[str]:
     """Checks across keys that the schema cannot express."""
     out = []
@@ -72,6 +113,10 @@ def semantic_errors(config: dict) -> list[str]:
                             f"config key 'crops.grids.{mask}.{axis}': a {size}x{size} window at {v} "
                             f"runs past the {side}-pixel image (largest start is {side - size})"
                         )
+    seeds = crops.get("baseline", {}).get("seeds")
+    if isinstance(seeds, list) and config.get("seed") in seeds:
+        out.append(f"config key 'crops.baseline.seeds': {seeds} includes the grid's seed (`seed`: {config['seed']}); "
+                   "the windows chosen on runs at that seed are confirmed on these seeds, which must be fresh")
     tr = config.get("iic", {}).get("transforms", {})
     if isinstance(tr.get("scale_min"), (int, float)) and isinstance(tr.get("scale_max"), (int, float)) \
             and tr["scale_min"] > tr["scale_max"]:
@@ -91,6 +136,7 @@ def semantic_errors(config: dict) -> list[str]:
 def validate_config(config: dict, schema_path) -> dict:
     """Raise :class:`ConfigError` listing every problem, or return ``config``."""
     schema = load_yaml(schema_path)
+    config.update(coerce_strings(config, schema))
     problems = schema_errors(config, schema)
     if not problems:
         problems = semantic_errors(config)

@@ -24,12 +24,12 @@ def heatmap(windows, mask: str, stats, out_png, *, provenance: str, side: int = 
     im = ax.imshow(grid, cmap="viridis", origin="upper")
     if len(d) <= 100:  # numbers stay legible on coarse grids
         for r in d.itertuples():
-            colour = "red" if r.beats_baseline else "white"
+            colour = "red" if r.selected_for_confirmation else "white"
             label = f"{r.test_accuracy:.3f}".removeprefix("0")  # ".649": fits a cell of the 20 x 20 grid
             ax.text(r.j, r.i, label, ha="center", va="center", fontsize=6, color=colour,
-                    fontweight="bold" if r.beats_baseline else "normal")
+                    fontweight="bold" if r.selected_for_confirmation else "normal")
     else:
-        for r in d[d["beats_baseline"]].itertuples():
+        for r in d[d["selected_for_confirmation"]].itertuples():
             ax.plot(r.j, r.i, "r+", markersize=6)
     ticks = range(0, n, max(1, n // 10))
     ax.set_xticks(ticks)
@@ -39,7 +39,7 @@ def heatmap(windows, mask: str, stats, out_png, *, provenance: str, side: int = 
     ax.grid(False)
     fig.colorbar(im, ax=ax, label="test accuracy")
     titled(fig, f"{size}x{size} windows, mask '{mask}': accuracy by position\n{_baseline_text(stats)}"
-           " (red: beats it by more than its spread)", provenance)
+           " (red: top by held-out accuracy, confirmed on fresh seeds: confirm.csv)", provenance)
     save(fig, out_png)
 
 
