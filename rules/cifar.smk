@@ -10,8 +10,12 @@ def cifar_runs():
         runs[f"bn_lr{lr:g}"] = {"batchnorm": True, "learning_rate": lr}
         runs[f"nobn_lr{lr:g}"] = {"batchnorm": False, "learning_rate": lr}
     if c["noise"]["enabled"]:
+        # the BN run the noisy one is compared with is scored with re-estimated BN statistics too
+        runs[f"bn_lr{base:g}"]["reestimate_bn"] = True
         noise = {k: c["noise"][k] for k in ("shift", "scale_max")}
-        runs[f"noisybn_lr{base:g}"] = {"batchnorm": True, "learning_rate": base, "noise": noise}
+        # noise_test_draws: noise-on test draws (the noisy-BN run reports three test accuracies)
+        runs[f"noisybn_lr{base:g}"] = {"batchnorm": True, "learning_rate": base, "noise": noise,
+                                       "noise_test_draws": c["noise"].get("test_draws", 5)}
     if c["augment"]:
         runs[f"aug_lr{base:g}"] = {"batchnorm": True, "learning_rate": base, "augment": True}
     for p in c["label_noise"]:

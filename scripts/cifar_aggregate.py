@@ -9,7 +9,7 @@ with log_step(snakemake):
     import pandas as pd
 
     from anatomy.plots.cifar import one_panel, three_panels
-    from anatomy.studies.cifar import run_summary
+    from anatomy.studies.cifar import noisy_bn_points, run_summary
 
     out, prov, base = snakemake.output, snakemake.params.provenance, snakemake.params.base_lr
     hist, rows = {}, []
@@ -39,9 +39,10 @@ with log_step(snakemake):
                  title="BatchNorm (solid) vs no BatchNorm (dashed), plain SGD at constant learning rates",
                  provenance=prov, styles={n: "--" for n in lrs if n.startswith("nobn")},
                  colors={n: rates.index(float(n.split("lr")[1])) for n in lrs})
-    three_panels({f"BN {b}": hist[f"bn_{b}"], **{f"noisy BN {b} (noise in training only)": h
+    three_panels({f"BN {b}": hist[f"bn_{b}"], **{f"noisy BN {b} (curve: noise off, statistics as trained)": h
                                                 for h in pick(("noisybn",)).values()}}, out.noisy_bn,
-                 title="BN with injected time-varying noise (Santurkar et al. 2018); test without noise", provenance=prov)
+                 title="BN with injected time-varying noise (Santurkar et al. 2018): three test accuracies at the end",
+                 provenance=prov, final_points=noisy_bn_points(summary, base))
     three_panels({f"BN {b}": hist[f"bn_{b}"], **{f"BN {b} + pad/crop/flip": h for h in pick(("aug",)).values()}},
                  out.augmentation, title="Augmentation (reflect-pad 4, random crop, flip p = 0.5)", provenance=prov)
     labels = {"p = 0": hist[f"bn_{b}"], **{n.replace("labels_p", "p = "): h for n, h in pick(("labels_",)).items()}}

@@ -80,6 +80,86 @@ def test_epochs_to_level():
     assert np.isnan(cifar.epochs_to(h, "accuracy", 0.99))
 
 
+def _noisy_metrics(**test):
+    return {"spec": {"batchnorm": True, "learning_rate": 0.05, "noise": {"shift": 1.0, "scale_max": 2.0}},
+            "test_images": 500, "diverged": False,
+            "test": {"accuracy": 0.166, "accuracy_noise_off": 0.166, "accuracy_noise_on_mean": 0.5,
+                     "accuracy_noise_on_sd": 0.02, "accuracy_noise_on_draws": [0.48, 0.5, 0.52],
+                     "accuracy_bn_reestimated": 0.61, **test}}
+
+
+def _history(test_accuracy=0.5, epochs=3):
+    return pd.DataFrame({"epoch": range(1, epochs + 1), "loss": [2.0, 1.5, 1.2][:epochs],
+                         "accuracy": [0.3, 0.45, 0.58][:epochs], "test_accuracy": [0.2, 0.3, test_accuracy][:epochs]})
+
+
+def test_run_summary_has_the_three_noisy_bn_accuracies_nan_without_noise():
+    cols = ["test_accuracy_noise_off", "test_accuracy_noise_on_mean", "test_accuracy_noise_on_sd",
+            "test_accuracy_bn_reestimated"]
+    noisy = cifar.run_summary("noisybn_lr0.05", _history(0.166), _noisy_metrics())
+    assert [noisy[c] for c in cols] == [0.166, 0.5, 0.02, 0.61]
+    assert noisy["noise_on_draws"] == 3 and noisy["test_images"] == 500
+    plain = cifar.run_summary("nobn_lr0.05", _history(), {"spec": {"batchnorm": False}, "test": {"accuracy": 0.5}})
+    assert all(np.isnan(plain[c]) for c in [*cols, "noise_on_draws", "test_images"])
+    # the BN run the noisy one is compared with carries its re-estimated accuracy, nothing else
+    bn = cifar.run_summary("bn_lr0.05", _history(), {"spec": {"batchnorm": True},
+                                                     "test": {"accuracy": 0.5, "accuracy_bn_reestimated": 0.55}})
+    assert bn["test_accuracy_bn_reestimated"] == 0.55 and np.isnan(bn["test_accuracy_noise_on_mean"])
+    # a noisy run that diverged (no test metrics) has NaNs, not an error
+    gone = cifar.run_summary("noisybn_lr0.05", _history(), {"spec": _noisy_metrics()["spec"], "test": {},
+                                                             "diverged": True})
+    assert all(np.isnan(gone[c]) for c in cols)
+
+
+def test_aggregation_writes_the_three_noisy_bn_columns_without_tensorflow(tmp_path):
+    """scripts/cifar_aggregate.py, as the rule runs it (a stand-in ``snakemake`` object), in a fresh process."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    runs = {"bn_lr0.05": {"spec": {"batchnorm": True}, "test": {"accuracy": 0.5, "accuracy_bn_reestimated": 0.55}},
+            "nobn_lr0.05": {"spec": {"batchnorm": False}, "test": {"accuracy": 0.45}},
+            "noisybn_lr0.05": _noisy_metrics()}
+    for name, m in runs.items():
+        (tmp_path / name).mkdir()
+        _history(m["test"]["accuracy"]).to_csv(tmp_path / name / "history.csv", index=False)
+        (tmp_path / name / "metrics.json").write_text(json.dumps(m))
+    figures = ["bn_lr", "noisy_bn", "augmentation", "labels", "pixels", "corruptions_train", "corruptions_test"]
+    driver = f"""
+import runpy, sys
+from types import SimpleNamespace
+sys.path.insert(0, {str(root / "scripts")!r})
+t = {str(tmp_path)!r}
+names = {list(runs)!r}
+sm = SimpleNamespace(
+    input=SimpleNamespace(histories=[f"{{t}}/{{n}}/history.csv" for n in names],
+                          metrics=[f"{{t}}/{{n}}/metrics.json" for n in names], labels=[]),
+    output=SimpleNamespace(summary=f"{{t}}/summary.csv", label_table=f"{{t}}/labels.csv",
+                           **{{f: f"{{t}}/{{f}}.png" for f in {figures!r}}}),
+    params=SimpleNamespace(base_lr=0.05, provenance="data: test | config: tiny"), log=[])
+runpy.run_path({str(root / "scripts" / "cifar_aggregate.py")!r}, init_globals={{"snakemake": sm}})
+assert "tensorflow" not in sys.modules, "the aggregation imported TensorFlow"
+"""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    s = pd.read_csv(tmp_path / "summary.csv").set_index("run")
+    assert s.loc["noisybn_lr0.05", "test_accuracy_noise_off"] == pytest.approx(0.166)
+    assert s.loc["noisybn_lr0.05", "test_accuracy_noise_on_mean"] == pytest.approx(0.5)
+    assert s.loc["noisybn_lr0.05", "test_accuracy_noise_on_sd"] == pytest.approx(0.02)
+    assert s.loc["noisybn_lr0.05", "test_accuracy_bn_reestimated"] == pytest.approx(0.61)
+    assert s.loc["noisybn_lr0.05", "noise_on_draws"] == 3
+    assert s.loc[["bn_lr0.05", "nobn_lr0.05"], "test_accuracy_noise_off"].isna().all()
+    assert s.loc["bn_lr0.05", "test_accuracy_bn_reestimated"] == pytest.approx(0.55)
+    assert np.isnan(s.loc["nobn_lr0.05", "test_accuracy_bn_reestimated"])
+    assert (tmp_path / "noisy_bn.png").read_bytes()[:4] == b"\x89PNG"
+    # the figure's end-of-training markers come from the same table
+    points = cifar.noisy_bn_points(s.reset_index(), 0.05)
+    assert [v[1] for v in points.values()] == pytest.approx([0.5, 0.61, 0.55])
+    assert list(points)[0].startswith("noisy BN, noise on (mean ± sd of 3 draws)")
+
+
 tf = pytest.importorskip("tensorflow")
 
 
@@ -132,5 +212,114 @@ def test_tiny_workflow_runs_every_cifar_sub_experiment(tiny_workflow):
         assert (r / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
     m = json.loads((r / "runs" / "noisybn_lr0.05" / "metrics.json").read_text())
     assert m["spec"]["noise"] == {"shift": 1.0, "scale_max": 2.0} and m["noise_at_test_time"] is False
+    # the three noisy-BN test accuracies, side by side; NaN for runs without noise
+    noisy = s.set_index("run").loc["noisybn_lr0.05"]
+    assert noisy["test_accuracy_noise_off"] == pytest.approx(m["test"]["accuracy"], abs=1e-4)
+    assert len(m["test"]["accuracy_noise_on_draws"]) == noisy["noise_on_draws"] == 5
+    for col in ("test_accuracy_noise_on_mean", "test_accuracy_noise_on_sd", "test_accuracy_bn_reestimated"):
+        assert 0 <= noisy[col] <= 1, col
+    assert s.set_index("run").loc[["nobn_lr0.05", "aug_lr0.05"], "test_accuracy_noise_on_mean"].isna().all()
+    assert 0 <= s.set_index("run").loc["bn_lr0.05", "test_accuracy_bn_reestimated"] <= 1  # the like-for-like BN
     with np.load(r / "variants" / "pixels_fixed_permutation.npz") as v:
         assert "test_images" in v.files and len(v["train_index"]) == 200
+
+
+def _tiny_noisy_net(seed=0):
+    import keras
+
+    from anatomy.models.vgg import vgg_like
+
+    keras.utils.set_random_seed(seed)
+    return vgg_like(widths=(3,), convs_per_block=1, dense=4, noise={"shift": 1.0, "scale_max": 2.0},
+                    weight_decay=0.0, input_shape=(4, 4, 2), num_classes=3)
+
+
+def _bns(model):
+    import keras
+
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def _stats_gathered_under_noise(model, x):
+    """Moving statistics as a noisy training run leaves them: taken (momentum 0) from a batch of scaled,
+    shifted inputs passed in training mode, the noise layers on."""
+    for bn in _bns(model):
+        bn.momentum = 0.0
+    model(x * 3.0 + 1.0, training=True)
+    for bn in _bns(model):
+        bn.momentum = 0.99
+
+
+def test_bn_re_estimation_sets_the_clean_statistics_and_changes_nothing_else():
+    import keras
+
+    model = _tiny_noisy_net()
+    x = np.random.default_rng(0).standard_normal((64, 4, 4, 2)).astype(np.float32)
+    _stats_gathered_under_noise(model, x)
+    moving = lambda v: "moving_mean" in v.path or "moving_variance" in v.path  # noqa: E731
+    before = {v.path: np.array(v) for v in model.variables}
+    changes = cifar.reestimate_bn_statistics(model, x, batch_size=24)  # batches of 24, 24 and 16
+    assert [c["layer"] for c in changes] == [bn.name for bn in _bns(model)]
+    for v in model.variables:  # kernels, gamma, beta and the noise layers' seed state untouched
+        if not moving(v):
+            np.testing.assert_array_equal(np.array(v), before[v.path], err_msg=v.path)
+    for bn in _bns(model):  # each BN's moving stats are now the clean statistics of its inference-mode input
+        h = np.asarray(keras.Model(model.input, bn.input)(x, training=False), np.float64)
+        h = h.reshape(-1, h.shape[-1])
+        np.testing.assert_allclose(np.array(bn.moving_mean), h.mean(0), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(np.array(bn.moving_variance), h.var(0), rtol=1e-4, atol=1e-5)
+        assert not np.allclose(np.array(bn.moving_variance), before[bn.moving_variance.path], rtol=0.05)
+    # so the first BN's output is standardised on the clean data (gamma 1, beta 0 in an untrained net)
+    first = _bns(model)[0]
+    out = np.asarray(keras.Model(model.input, first.output)(x, training=False)).reshape(-1, 3)
+    np.testing.assert_allclose(out.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(out.var(0), 1.0, rtol=1e-2)
+
+
+def test_bn_re_estimation_restores_the_accuracy_of_the_clean_network():
+    """Labels from the same weights normalised with the clean data's exact statistics (a twin without
+    noise, BN in training mode on the whole set at once): stale statistics gathered under noise get many
+    wrong; after re-estimation every one is right, and the model keeps its own statistics afterwards."""
+    from anatomy.models.vgg import vgg_like
+
+    model = _tiny_noisy_net(seed=1)
+    x = np.random.default_rng(1).standard_normal((96, 4, 4, 2)).astype(np.float32)
+    twin = vgg_like(widths=(3,), convs_per_block=1, dense=4, weight_decay=0.0, input_shape=(4, 4, 2),
+                    num_classes=3)
+    for a, b in zip([layer for layer in twin.layers if layer.weights],
+                    [layer for layer in model.layers if layer.weights and layer.__class__.__name__ != "NoisyBN"]):
+        a.set_weights(b.get_weights())
+    y = np.argmax(np.asarray(twin(x, training=True)), axis=-1)
+    _stats_gathered_under_noise(model, x)
+    stale = [np.array(v) for bn in _bns(model) for v in (bn.moving_mean, bn.moving_variance)]
+    assert (cifar.predict_classes(model, x) == y).mean() < 0.9
+    r = cifar.reestimated_test_accuracy(model, x, y, x, batch_size=32)
+    assert r["accuracy_bn_reestimated"] == 1.0 and r["bn_reestimation"]["images"] == 96
+    for a, b in zip(stale, [np.array(v) for bn in _bns(model) for v in (bn.moving_mean, bn.moving_variance)]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_noisy_bn_test_accuracies_are_seeded_and_leave_the_model_as_it_was():
+    model = _tiny_noisy_net(seed=2)
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((80, 4, 4, 2)).astype(np.float32), rng.integers(0, 3, 80)
+    _stats_gathered_under_noise(model, x)
+    # noise off is the model's own inference; noise with s = 1, m = 0 is the same; a real draw is not
+    ref = np.argmax(model.predict(x, verbose=0), axis=-1)
+    np.testing.assert_array_equal(cifar.predict_classes(model, x, batch_size=32), ref)
+    draw = cifar.draw_noise(model, np.random.default_rng(0))
+    assert len(draw) == 2 and [len(s) for s, _ in draw.values()] == [3, 4]
+    for s, m in draw.values():
+        assert ((s >= 1) & (s <= 2)).all() and (np.abs(m) <= 1).all()
+    identity = {k: (np.ones_like(s), np.zeros_like(m)) for k, (s, m) in draw.items()}
+    np.testing.assert_array_equal(cifar.predict_classes(model, x, noise=identity), ref)
+    before = [np.array(v) for v in model.variables]
+    r = cifar.noisy_bn_test_accuracies(model, x, y, x, draws=4, seed=7, batch_size=32)
+    again = cifar.noisy_bn_test_accuracies(model, x, y, x, draws=4, seed=7, batch_size=32)
+    assert r["accuracy_noise_on_draws"] == again["accuracy_noise_on_draws"] and len(r["accuracy_noise_on_draws"]) == 4
+    assert r["accuracy_noise_off"] == pytest.approx((ref == y).mean())
+    assert r["accuracy_noise_on_mean"] == pytest.approx(np.mean(r["accuracy_noise_on_draws"]))
+    assert r["accuracy_noise_on_sd"] == pytest.approx(np.std(r["accuracy_noise_on_draws"], ddof=1))
+    assert 0 <= r["accuracy_bn_reestimated"] <= 1
+    for a, b in zip(before, model.variables):  # moving statistics restored, nothing else touched
+        np.testing.assert_array_equal(a, np.array(b))

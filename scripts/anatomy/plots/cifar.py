@@ -10,7 +10,9 @@ PANELS = (("loss", "training loss (mean over the epoch's batches)"),
 
 
 def three_panels(histories: dict, out_png, *, title: str, provenance: str, panels=PANELS, styles=None,
-                 colors=None) -> None:
+                 colors=None, final_points=None) -> None:
+    """One curve per run and panel. ``final_points`` adds end-of-training test accuracies to the test
+    panel: ``{label: (epoch, value, sd or None)}``, one marker each (with an error bar where given)."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for k, (name, h) in enumerate(histories.items()):
         style = (styles or {}).get(name, "-")
@@ -19,10 +21,22 @@ def three_panels(histories: dict, out_png, *, title: str, provenance: str, panel
             ax.plot(h["epoch"], h[col], style, color=colour, label=name)
             ax.set_ylabel(label)
             ax.set_xlabel("epoch")
+    markers = "os^Dv"
+    for k, (label, (epoch, value, sd)) in enumerate((final_points or {}).items()):
+        for ax, (col, _) in zip(axes[0], panels):
+            if col == "test_accuracy" and value == value:  # NaN: not measured
+                ax.errorbar([epoch], [value], yerr=None if sd is None or sd != sd else [sd],
+                            fmt=markers[k % len(markers)], color="black", capsize=3, markersize=6, label=label)
     for ax, (col, _) in zip(axes[0], panels):
         if col == "loss":
             ax.set_yscale("log")
-        ax.legend(fontsize=7)
+        if final_points and col == "test_accuracy":  # below the panel: the markers sit at the right edge
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+        else:
+            ax.legend(fontsize=7)
+    if final_points:
+        fig.set_size_inches(5 * len(panels), 5.2)
+        fig.subplots_adjust(bottom=0.33, top=0.84)
     titled(fig, title, provenance)
     save(fig, out_png)
 

@@ -4,6 +4,15 @@ Sub-experiments: BatchNorm vs none over learning rates (plain SGD, constant
 rate, L2 1e-4), noisy BN (Santurkar et al. 2018), augmentation, corrupted
 labels and corrupted pixels (Zhang et al. 2017). Every variant is a file that
 stores only what differs from the TFRecords, keyed by the records' ``index``.
+
+Noisy BN at test time: the noise layer is the identity at test, so every
+BatchNorm after it normalises with moving statistics gathered under noise
+(E[s] = 1.5 at scale_max 2). The noisy run therefore reports three test
+accuracies (:func:`noisy_bn_test_accuracies`): (a) noise off, as trained (the
+artefact), (b) noise on, over seeded draws (the net under the noise it was
+trained with) and (c) noise off after re-estimating every BN's moving mean and
+variance on the clean training images (:func:`reestimate_bn_statistics`; the
+network itself, the number that answers Santurkar et al.).
 """
 
 from __future__ import annotations
@@ -13,6 +22,10 @@ import numpy as np
 # CIFAR-10 per-channel statistics of the training set (pixel / 255).
 MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
 STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
+
+# Training images (the first ones, un-augmented) whose statistics replace the BN moving statistics
+# when a run's test accuracy is re-estimated (noisy BN, and the BN run it is compared with).
+REESTIMATE_IMAGES = 10_000
 
 PIXEL_KINDS = ("fixed_permutation", "per_image_permutation", "gaussian_per_image", "gaussian_dataset")
 
@@ -129,17 +142,187 @@ def train_cifar_run(*, manifest, files, spec: dict, model_cfg: dict, train_cfg: 
     data = ArrayData(x_tr, y_tr, batch_size=train_cfg["batch_size"], seed=seed, preprocess=prep, augment=augment)
     test = (np.asarray(prep(x_te)), y_te)
 
+    noise_draws = int(spec.get("noise_test_draws", 5))
+    x_clean = x_tr[:REESTIMATE_IMAGES]  # un-augmented training images for re-estimating BN statistics
+
     def evaluate(m):
-        return m.evaluate(*test, batch_size=500, verbose=0, return_dict=True)
+        res = m.evaluate(*test, batch_size=500, verbose=0, return_dict=True)
+        # The saved model keeps its trained statistics: both helpers restore them.
+        if spec.get("noise"):  # the three noisy-BN test accuracies
+            res.update(noisy_bn_test_accuracies(m, test[0], y_te, x_clean, draws=noise_draws, seed=seed,
+                                                train_preprocess=lambda xb: np.asarray(prep(xb))))
+        elif spec.get("reestimate_bn"):  # the BN run the noisy one is compared with, like for like
+            res.update(reestimated_test_accuracy(m, test[0], y_te, x_clean,
+                                                 train_preprocess=lambda xb: np.asarray(prep(xb))))
+        return res
 
     return fit_with_contract(
         model, data, epochs=train_cfg["epochs"], files=files, callbacks=[EvaluateEachEpoch(test, prefix="test_",
                                                                                            batch_size=500)],
         evaluate=evaluate,
         info={"spec": spec, "model": model_cfg, "train": train_cfg, "seed": seed, "train_images": int(n),
+              "test_images": int(len(y_te)),
               "variant": variant.get("description") if variant else None,
               "noise_at_test_time": False, **device},
     )
+
+
+# ---------------------------------------------------------------- noisy BN at test time (TensorFlow, lazily)
+
+def _chain(model) -> list:
+    """The layers of a one-input, one-path functional model in order (the input layer left out)."""
+    layers = [layer for layer in model.layers if layer.__class__.__name__ != "InputLayer"]
+    prev = model.inputs[0]
+    for layer in layers:
+        if layer.input is not prev:
+            raise ValueError(f"{model.name} is not a chain of layers at '{layer.name}'")
+        prev = layer.output
+    return layers
+
+
+def _noise_layers(layers) -> list:
+    from anatomy.models.vgg import NoisyBN
+
+    return [layer for layer in layers if isinstance(layer, NoisyBN)]
+
+
+def _run(layers, x, noise=None):
+    """``x`` through ``layers`` in inference mode (BN on moving statistics, no dropout); each NoisyBN
+    is the identity, or ``x * s + m`` with ``noise[layer.name] = (s, m)`` (one value per channel)."""
+    from keras import ops
+
+    from anatomy.models.vgg import NoisyBN
+
+    for layer in layers:
+        if isinstance(layer, NoisyBN):
+            if noise is not None:
+                s, m = noise[layer.name]
+                x = x * ops.cast(s, x.dtype) + ops.cast(m, x.dtype)
+        else:
+            x = layer(x, training=False)
+    return x
+
+
+def _batches(x, batch_size: int, preprocess=None):
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        yield preprocess(xb) if preprocess is not None else xb
+
+
+def predict_classes(model, x, *, noise=None, batch_size: int = 500, preprocess=None) -> np.ndarray:
+    """Arg-max class of every image, in inference mode, with the noise layers off or set by ``noise``."""
+    layers = _chain(model)
+    out = [np.argmax(np.asarray(_run(layers, xb, noise)), axis=-1)
+           for xb in _batches(x, batch_size, preprocess)]
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def draw_noise(model, rng: np.random.Generator) -> dict:
+    """One noise draw for every NoisyBN layer, as one training step draws it:
+    per channel s ~ U(1, scale_max) and m ~ U(-shift, shift), shared by every image."""
+    draw = {}
+    for layer in _noise_layers(_chain(model)):
+        c = int(layer.output.shape[-1])
+        s = rng.uniform(1.0, layer.scale_max, c).astype(np.float32)
+        m = rng.uniform(-layer.shift, layer.shift, c).astype(np.float32)
+        draw[layer.name] = (s, m)
+    return draw
+
+
+def reestimate_bn_statistics(model, x, *, batch_size: int = 500, preprocess=None) -> list[dict]:
+    """Set every BatchNorm's moving mean and variance to the exact mean and (biased) variance of its
+    input over the images ``x``, with every noise layer off and every layer in inference mode.
+
+    Layer by layer in order, so each layer's input is computed with the earlier
+    layers' new statistics (what a BN sees at test time). Only the moving
+    statistics change: kernels, gamma and beta, and the optimizer stay as they
+    are. Returns, per BN layer, the mean absolute change of its mean and the
+    mean ratio of new to old variance.
+    """
+    from keras import layers as klayers, ops
+
+    chain = _chain(model)
+    changes = []
+    for k, bn in enumerate(chain):
+        if not isinstance(bn, klayers.BatchNormalization):
+            continue
+        rank = len(bn.input.shape)
+        if bn.axis not in (-1, rank - 1):
+            raise ValueError(f"{bn.name}: only channels-last BatchNormalization is supported")
+        s1 = s2 = 0.0
+        count = 0
+        for xb in _batches(x, batch_size, preprocess):
+            # each batch's moments in float32, combined exactly in float64
+            h = ops.cast(_run(chain[:k], xb), "float32")
+            axes = list(range(rank - 1))
+            mean_b, var_b = (np.asarray(v, np.float64) for v in ops.moments(h, axes))
+            w = int(np.prod(h.shape[:-1]))
+            s1, s2, count = s1 + w * mean_b, s2 + w * (var_b + np.square(mean_b)), count + w
+        mean = s1 / count
+        var = np.maximum(s2 / count - np.square(mean), 0.0)
+        old_mean, old_var = np.asarray(bn.moving_mean), np.asarray(bn.moving_variance)
+        bn.moving_mean.assign(mean.astype(old_mean.dtype))
+        bn.moving_variance.assign(var.astype(old_var.dtype))
+        changes.append({"layer": bn.name, "mean_abs_change_of_mean": float(np.abs(mean - old_mean).mean()),
+                        "mean_variance_ratio": float(np.mean(var / np.maximum(old_var, 1e-12)))})
+    return changes
+
+
+def noisy_bn_test_accuracies(model, x_test, y_test, x_train, *, draws: int, seed: int, batch_size: int = 500,
+                             train_preprocess=None) -> dict:
+    """The three test accuracies of a noisy-BN net, side by side.
+
+    - ``accuracy_noise_off``: noise off, BN on the moving statistics gathered under
+      noise (what ``evaluate`` reports; the evaluation artefact);
+    - ``accuracy_noise_on_mean`` / ``_sd`` / ``_draws``: noise on, ``draws`` seeded
+      draws (one s, m per channel and layer for the whole test set, as one training
+      step draws them for its batch): the net under the noise it was trained with;
+    - ``accuracy_bn_reestimated``: noise off after :func:`reestimate_bn_statistics`
+      on the clean training images ``x_train`` (preprocessed by ``train_preprocess``):
+      the network itself.
+
+    ``model`` is left as it came: its moving statistics are restored afterwards.
+    """
+    y = np.asarray(y_test).reshape(-1)
+
+    def accuracy(noise=None) -> float:
+        return float((predict_classes(model, x_test, noise=noise, batch_size=batch_size) == y).mean())
+
+    off = accuracy()
+    on = [accuracy(draw_noise(model, np.random.default_rng([seed, 16, k]))) for k in range(draws)]
+    return {
+        "accuracy_noise_off": off,
+        "accuracy_noise_on_mean": float(np.mean(on)) if on else float("nan"),
+        "accuracy_noise_on_sd": float(np.std(on, ddof=1)) if len(on) > 1 else float("nan"),
+        "accuracy_noise_on_draws": on,
+        **reestimated_test_accuracy(model, x_test, y, x_train, batch_size=batch_size,
+                                    train_preprocess=train_preprocess),
+    }
+
+
+def reestimated_test_accuracy(model, x_test, y_test, x_train, *, batch_size: int = 500,
+                              train_preprocess=None) -> dict:
+    """Test accuracy (noise off) after :func:`reestimate_bn_statistics` on ``x_train``; the model's own
+    moving statistics are restored afterwards. Also applied to the plain BN run the noisy one is
+    compared with, so that both are scored with exact statistics (a short run's moving averages
+    still lag: momentum 0.99 over a few hundred steps)."""
+    from keras import layers as klayers
+
+    y = np.asarray(y_test).reshape(-1)
+    bns = [layer for layer in _chain(model) if isinstance(layer, klayers.BatchNormalization)]
+    saved = [(np.asarray(bn.moving_mean).copy(), np.asarray(bn.moving_variance).copy()) for bn in bns]
+    try:
+        changes = reestimate_bn_statistics(model, x_train, batch_size=batch_size, preprocess=train_preprocess)
+        pred = predict_classes(model, x_test, batch_size=batch_size)
+    finally:
+        for bn, (mean, var) in zip(bns, saved):
+            bn.moving_mean.assign(mean)
+            bn.moving_variance.assign(var)
+    return {
+        "accuracy_bn_reestimated": float((pred == y).mean()),
+        "bn_reestimation": {"images": int(len(x_train)), "method": "exact mean and variance of each BN's input, "
+                            "layer by layer, inference mode, noise off; weights unchanged", "layers": changes},
+    }
 
 
 # ---------------------------------------------------------------- aggregation (no TensorFlow)
@@ -162,4 +345,48 @@ def run_summary(name: str, history, metrics: dict) -> dict:
         "epochs_run": int(len(h)),
         "diverged": bool(metrics.get("diverged")),
         "converged": bool(len(finite) and finite["accuracy"].iloc[-1] > 0.2 and not metrics.get("diverged")),
+        "test_images": metrics.get("test_images", float("nan")),
+        **noisy_bn_columns(metrics),
     }
+
+
+NOISY_BN_COLUMNS = {
+    "test_accuracy_noise_off": "accuracy_noise_off",
+    "test_accuracy_noise_on_mean": "accuracy_noise_on_mean",
+    "test_accuracy_noise_on_sd": "accuracy_noise_on_sd",
+    "test_accuracy_bn_reestimated": "accuracy_bn_reestimated",
+}
+
+
+def noisy_bn_columns(metrics: dict) -> dict:
+    """The three noisy-BN test accuracies of a run's metrics.json (NaN for runs without noise, except the
+    re-estimated accuracy of the BN run the noisy one is compared with) and the number of noise draws."""
+    test = metrics.get("test") or {}
+    noisy = bool((metrics.get("spec") or {}).get("noise"))
+    cols = {col: float(test[key]) if noisy and test.get(key) is not None else float("nan")
+            for col, key in NOISY_BN_COLUMNS.items()}
+    if not noisy and test.get("accuracy_bn_reestimated") is not None:  # the BN run it is compared with
+        cols["test_accuracy_bn_reestimated"] = float(test["accuracy_bn_reestimated"])
+    draws = test.get("accuracy_noise_on_draws") if noisy else None
+    cols["noise_on_draws"] = len(draws) if draws else float("nan")
+    return cols
+
+
+def noisy_bn_points(summary, base_lr: float) -> dict:
+    """End-of-training test accuracies for the noisy-BN figure: ``{label: (epoch, value, sd)}``."""
+    s = summary.set_index("run")
+    nb, b = f"noisybn_lr{base_lr:g}", f"bn_lr{base_lr:g}"
+    if nb not in s.index or "test_accuracy_bn_reestimated" not in s.columns:
+        return {}
+    r = s.loc[nb]
+    draws = r.get("noise_on_draws")
+    points = {
+        f"noisy BN, noise on (mean ± sd of {draws:.0f} draws)" if draws == draws else "noisy BN, noise on":
+            (r["epochs_run"], r["test_accuracy_noise_on_mean"], r["test_accuracy_noise_on_sd"]),
+        "noisy BN, BN statistics re-estimated without noise": (r["epochs_run"], r["test_accuracy_bn_reestimated"],
+                                                               None),
+    }
+    if b in s.index and s.loc[b, "test_accuracy_bn_reestimated"] == s.loc[b, "test_accuracy_bn_reestimated"]:
+        points["BN, statistics re-estimated"] = (s.loc[b, "epochs_run"], s.loc[b, "test_accuracy_bn_reestimated"],
+                                                 None)
+    return points
