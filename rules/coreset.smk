@@ -11,10 +11,13 @@ def coreset_train_params():
 
 
 def coreset_run_dirs():
-    """Every run folder: both selection orders, the full set and each random-subset seed."""
+    """Every run folder: both selection orders, then the full set and each random-subset seed, each
+    controlled twice: stopped at the target (``full``) and for the in-order selection's gradient steps
+    (``full_matched_steps``)."""
     runs = [f"{RESULTS}/coreset/select/{o}" for o in ("in_order", "shuffled")]
-    runs.append(f"{RESULTS}/coreset/control/full")
-    runs += [f"{RESULTS}/coreset/control/random_seed{s}" for s in config["coreset"]["controls"]["random_seeds"]]
+    controls = ["full"] + [f"random_seed{s}" for s in config["coreset"]["controls"]["random_seeds"]]
+    for c in controls:
+        runs += [f"{RESULTS}/coreset/control/{c}", f"{RESULTS}/coreset/control/{c}_matched_steps"]
     return runs
 
 
@@ -63,6 +66,8 @@ rule coreset_select:
         seed=config["seed"],
     wildcard_constraints:
         order="in_order|shuffled",
+    # the longest jobs, and the matched controls wait for the in-order one: start them first
+    priority: 1
     threads: config["threads"]
     resources:
         **train_resources(mem_mb=4000, runtime=600),
@@ -86,6 +91,35 @@ rule coreset_control:
     params:
         train=coreset_train_params(),
         backup=lambda wc: f"{RESUME}/coreset/control/{wc.control}",
+        deterministic=config["deterministic"],
+        precision=config["precision"],
+        seed=config["seed"],
+    wildcard_constraints:
+        control=r"full|random_seed\d+",
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=4000, runtime=600),
+    script:
+        "../scripts/train_coreset.py"
+
+
+rule coreset_control_matched:
+    input:
+        **CORESET_DATA,
+        init=f"{RESULTS}/coreset/init/seed{config['seed']}.weights.h5",
+        selected=lambda wc: [] if wc.control == "full" else f"{RESULTS}/coreset/select/in_order/selected.csv",
+        # the budget: the in-order selection's gradient steps (its metrics.json)
+        budget=f"{RESULTS}/coreset/select/in_order/metrics.json",
+    output:
+        **run_outputs(f"{RESULTS}/coreset/control/{{control}}_matched_steps"),
+        predictions=f"{RESULTS}/coreset/control/{{control}}_matched_steps/predictions.npz",
+    log:
+        f"{RESULTS}/logs/coreset/control_{{control}}_matched_steps.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/coreset/control_{{control}}_matched_steps.tsv"
+    params:
+        train=coreset_train_params(),
+        backup=lambda wc: f"{RESUME}/coreset/control/{wc.control}_matched_steps",
         deterministic=config["deterministic"],
         precision=config["precision"],
         seed=config["seed"],
@@ -128,6 +162,7 @@ rule coreset_aggregate:
     params:
         seed=config["seed"],
         pass_score=config["coreset"]["stopping"]["target"] * config["coreset"]["stopping"]["pass_factor"],
+        margin_sd=config["coreset"]["controls"].get("margin_sd", 2.0),
         provenance=f"data: synthetic ellipses, {config['data']['ellipses']['image_size']} px | config: {SCALE}",
     script:
         "../scripts/coreset_aggregate.py"

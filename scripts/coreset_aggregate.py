@@ -24,7 +24,7 @@ with log_step(snakemake):
             arrays[m["run"]] = {k: a[k] for k in a.files}
     runs = coreset.runs_table(metrics)
     runs.to_csv(out.runs, index=False, float_format="%.5f")
-    coreset.verdict(runs, pass_score=p.pass_score).to_csv(out.verdict, index=False)
+    coreset.verdict(runs, pass_score=p.pass_score, margin_sd=p.margin_sd).to_csv(out.verdict, index=False)
     recheck = {run: a["recheck_scores"] for run, a in arrays.items()}
     coreset.recheck_histogram(recheck).to_csv(out.recheck_table, index=False, float_format="%.3f")
 
@@ -35,8 +35,8 @@ with log_step(snakemake):
     plots.selected_vs_scanned(histories, len(x), out.selected_vs_scanned, provenance=prov)
     plots.score_vs_size(runs, histories, out.score_vs_size, provenance=prov)
     plots.selected_grid(x, y, selected["in_order"], out.selected_grid, provenance=prov)
-    shown = [r for r in ("in_order", "shuffled") if r in arrays]
-    shown += [r for r in arrays if r.startswith("random_seed")][:1] + [r for r in ("full",) if r in arrays]
+    shown = coreset.runs_shown(list(arrays))
     plots.predictions(x_test, y_test, {r: arrays[r]["test_probs"] for r in shown}, out.predictions, provenance=prov)
-    plots.recheck(recheck, p.pass_score, out.recheck, provenance=prov)
+    plots.recheck({r: recheck[r] for r in coreset.recheck_shown(list(recheck))}, p.pass_score, out.recheck,
+                  provenance=prov)
     print(runs.to_string())

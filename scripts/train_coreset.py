@@ -1,4 +1,5 @@
-"""Rules coreset_select and coreset_control: one U-Net training step (a selection run or a control)."""
+"""Rules coreset_select, coreset_control and coreset_control_matched: one U-Net training step
+(a selection run, a control stopped at the target, or a control trained for the selection's gradient steps)."""
 from anatomy.logs import log_step
 
 with log_step(snakemake):
@@ -12,12 +13,8 @@ with log_step(snakemake):
     if snakemake.rule == "coreset_select":
         coreset.run_selection(files={**files, "selected": out.selected}, shuffle_seed=p.shuffle_seed, **common)
     else:
-        control = snakemake.wildcards.control
-        if control == "full":
-            coreset.run_control(files=files, kind="full", size=None, subset_seed=None, **common)
-        else:
-            import pandas as pd
-
-            size = len(pd.read_csv(inp.selected))
-            coreset.run_control(files=files, kind="random", size=size,
-                                subset_seed=int(control[len("random_seed"):]), **common)
+        budget = coreset.budget_steps(inp.budget) if snakemake.rule == "coreset_control_matched" else None
+        control = coreset.parse_control(snakemake.wildcards.control)
+        size = None if control["kind"] == "full" else coreset.selected_size(inp.selected)
+        coreset.run_control(files=files, kind=control["kind"], size=size, subset_seed=control["subset_seed"],
+                            budget_steps=budget, **common)

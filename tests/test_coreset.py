@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from anatomy.data import ellipses
+from anatomy import verdicts
 from anatomy.studies import coreset
 
 SECTION = {"train_size": 50, "test_size": 10, "image_size": 48, "radius": [10, 20], "rectangle": [10, 40]}
@@ -184,27 +185,196 @@ def test_control_indices():
         coreset.control_indices("random", 100, size=200, seed=1)
 
 
-def _runs(inord=0.9, rand=(0.6, 0.62), recheck=0.97):
-    m = lambda run, n, s, r: {"run": run, "pairs_used": n, "train_pairs": 1000, "epochs_run": 3, "gradient_steps": 9,
-                              "test": {"score": s, "score_soft_as_published": s + 0.02, "mean_iou": 0.8,
-                                       "recheck_pass_fraction": r}}  # noqa: E731
-    return coreset.runs_table({"in_order": m("in_order", 50, inord, recheck), "shuffled": m("shuffled", 60, 0.88, 1.0),
-                               "full": m("full", 1000, 0.95, 1.0), "random_seed1": m("random_seed1", 50, rand[0], .5),
-                               "random_seed2": m("random_seed2", 50, rand[1], .5)})
+def _metrics(run, n, score, recheck=1.0, steps=9, budget_steps=None):
+    return {"run": run, "pairs_used": n, "train_pairs": 1000, "epochs_run": 3, "gradient_steps": steps,
+            "budget_steps": budget_steps,
+            "test": {"score": score, "score_soft_as_published": score + 0.02, "mean_iou": 0.8,
+                     "recheck_pass_fraction": recheck, "recheck_pairs": 1000}}
 
 
-def test_table_and_verdict():
+def _runs(inord=0.9, rand=(0.6, 0.62, 0.61), rand_stop=(0.5, 0.52, 0.51), full=0.95, full_stop=0.9, recheck=0.97,
+          steps=400):
+    """A runs table: both selections, the full set and one random subset per seed, each control at both budgets."""
+    m = {"in_order": _metrics("in_order", 50, inord, recheck, steps=steps),
+         "shuffled": _metrics("shuffled", 60, 0.88, 1.0, steps=450),
+         "full": _metrics("full", 1000, full_stop, steps=189),
+         "full_matched_steps": _metrics("full_matched_steps", 1000, full, steps=steps, budget_steps=steps)}
+    for s, (sc, st) in enumerate(zip(rand, rand_stop), start=1):
+        m[f"random_seed{s}"] = _metrics(f"random_seed{s}", 50, st, 0.5, steps=12)
+        m[f"random_seed{s}_matched_steps"] = _metrics(f"random_seed{s}_matched_steps", 50, sc, 0.5, steps=steps,
+                                                      budget_steps=steps)
+    return coreset.runs_table(dict(reversed(list(m.items()))))  # the table orders the runs itself
+
+
+SELECTION = "selection beats a random subset of the same size (matched gradient steps)"
+FULL = "the full set scores below the selection (matched gradient steps)"
+
+
+def _verdict(**kw):
+    return coreset.verdict(_runs(**kw), pass_score=0.8075, margin_sd=2.0).set_index("claim")
+
+
+def test_runs_table_has_both_budgets_side_by_side():
     runs = _runs()
-    assert list(runs["run"]) == ["in_order", "shuffled", "full", "random_seed1", "random_seed2"]
+    assert list(runs["run"]) == ["in_order", "shuffled", "full", "full_matched_steps", "random_seed1",
+                                 "random_seed1_matched_steps", "random_seed2", "random_seed2_matched_steps",
+                                 "random_seed3", "random_seed3_matched_steps"]
     assert {"pairs_used", "test_score_thresholded", "test_score_soft_as_published", "test_mean_iou",
-            "recheck_pass_fraction"} <= set(runs.columns)
-    v = coreset.verdict(runs, pass_score=0.8075).set_index("claim")
-    assert v.loc["selection beats a random subset of the same size", "verdict"] == "selection beats mere size"
+            "recheck_pass_fraction", "budget", "gradient_steps", "budget_steps"} <= set(runs.columns)
+    by = runs.set_index("run")
+    assert by.loc["in_order", "budget"] == coreset.SELECTION_BUDGET
+    assert by.loc["random_seed2", "budget"] == "stop at target"
+    assert by.loc["random_seed2_matched_steps", "budget"] == "matched gradient steps"
+    assert by.loc["full_matched_steps", "description"] == "full training set, matched gradient steps"
+    assert by.loc["random_seed1", "description"] == "random subset (seed 1), stop at target"
+    matched = runs[runs["budget"] == "matched gradient steps"]
+    assert (matched["gradient_steps"] == by.loc["in_order", "gradient_steps"]).all() and len(matched) == 4
+
+
+def test_control_names_round_trip():
+    for kind, seed, steps in [("full", None, None), ("full", None, 10), ("random", 3, None), ("random", 12, 7)]:
+        name = coreset.control_run_name(kind, seed, steps)
+        c = coreset.parse_control(name)
+        assert (c["kind"], c["subset_seed"]) == (kind, seed)
+        assert c["budget"] == ("matched gradient steps" if steps else "stop at target")
+    assert coreset.control_run_name("random", 2, 50) == "random_seed2_matched_steps"
+    with pytest.raises(ValueError, match="not a control run"):
+        coreset.parse_control("in_order")
+    assert coreset.runs_shown(["random_seed2", "full", "random_seed1_matched_steps", "in_order", "shuffled",
+                               "full_matched_steps", "random_seed1"]) == \
+        ["in_order", "shuffled", "random_seed1_matched_steps", "full_matched_steps"]
+    assert coreset.runs_shown(["in_order", "random_seed1", "full"]) == ["in_order", "random_seed1", "full"]
+    assert coreset.recheck_shown(["random_seed1", "full_matched_steps", "shuffled", "in_order", "full",
+                                  "random_seed1_matched_steps"]) == \
+        ["in_order", "shuffled", "full_matched_steps", "random_seed1_matched_steps"]
+
+
+@pytest.mark.parametrize("budget, per_epoch, epochs, last", [(7, 2, 4, 1), (8, 2, 4, 2), (3, 5, 1, 3), (1, 1, 1, 1)])
+def test_matched_schedule_makes_exactly_the_budget(budget, per_epoch, epochs, last):
+    assert coreset.matched_schedule(budget, per_epoch) == (epochs, last)
+    assert (epochs - 1) * per_epoch + last == budget and 1 <= last <= per_epoch
+
+
+def test_budget_is_read_from_the_selections_metrics(tmp_path):
+    (tmp_path / "m.json").write_text(json.dumps({"gradient_steps": 123}))
+    assert coreset.budget_steps(tmp_path / "m.json") == 123
+    (tmp_path / "bad.json").write_text(json.dumps({"gradient_steps": None}))
+    with pytest.raises(ValueError, match="gradient_steps"):
+        coreset.budget_steps(tmp_path / "bad.json")
+    pd.DataFrame({"order": [0, 1, 2], "index": [5, 9, 2]}).to_csv(tmp_path / "s.csv", index=False)
+    assert coreset.selected_size(tmp_path / "s.csv") == 3
+
+
+# ---- the verdict: every path, decided on the budget-matched controls
+
+def test_verdict_settled_when_the_margin_clears_the_stated_multiple():
+    v = _verdict(inord=0.9, rand=(0.60, 0.62, 0.61))
+    row = v.loc[SELECTION]
+    assert row["verdict"] == "selection beats mere size"
+    assert row["n"] == 3 and row["spread"] == pytest.approx(0.01)
+    assert "margin +0.2900" in row["statistic"] and "n = 3" in row["statistic"] and "29.00 sd" in row["statistic"]
+    assert "k = max(2, t(0.975, n - 1) x sqrt(1 + 1/n)) = 4.97" in row["rule"]
+    assert "0.6000 / 0.6200 / 0.6100 after 400 / 400 / 400 steps" in row["measured"]
+    assert "stop at target" in row["measured"]  # shown beside, not decided on
+    assert list(v.reset_index().columns) == ["claim", "published", "measured", "statistic", "n", "spread", "rule",
+                                             "verdict"]
+    assert str(v["n"].dtype) == "Int64" and v["n"].isna().sum() == 1  # the method row has no n
+
+
+def test_verdict_suggestive_when_the_margin_is_within_the_seeds_spread():
+    row = _verdict(inord=0.75, rand=(0.6, 0.7, 0.8)).loc[SELECTION]
+    assert row["verdict"] == "suggestive, not settled" == verdicts.SUGGESTIVE
+    assert "0.50 sd" in row["statistic"]
+
+
+def test_verdict_says_random_does_as_well_or_better():
+    for inord in (0.55, 0.61):  # below, and equal to, the random subsets' mean
+        row = _verdict(inord=inord, rand=(0.60, 0.62, 0.61)).loc[SELECTION]
+        assert row["verdict"].startswith("random subsets of the same size do as well or better")
+
+
+def test_verdict_uses_the_budget_matched_controls_not_the_stop_at_target_ones():
+    # stopped at the target the random subsets look far worse; given the same steps they beat the selection
+    row = _verdict(inord=0.8, rand=(0.85, 0.86, 0.84), rand_stop=(0.3, 0.31, 0.29)).loc[SELECTION]
+    assert row["verdict"].startswith("random subsets of the same size do as well or better")
+    row = _verdict(inord=0.8, rand=(0.3, 0.31, 0.29), rand_stop=(0.85, 0.86, 0.84)).loc[SELECTION]
+    assert row["verdict"] == "selection beats mere size"
+
+
+def test_verdict_never_settles_with_fewer_than_two_seeds_or_no_spread():
+    one = _verdict(inord=0.99, rand=(0.2,), rand_stop=(0.2,)).loc[SELECTION]
+    assert one["verdict"] == verdicts.SUGGESTIVE and one["n"] == 1 and "no interval" in one["statistic"]
+    same = _verdict(inord=0.99, rand=(0.5, 0.5, 0.5)).loc[SELECTION]
+    assert same["verdict"] == verdicts.SUGGESTIVE  # a zero spread calibrates nothing
+    none = coreset.selection_vs_controls(0.9, [], margin_sd=2.0)
+    assert none["verdict"].startswith("not measured") and none["n"] == 0
+
+
+def test_full_set_row_every_path():
+    rand = (0.60, 0.62, 0.61)  # sd 0.01: k = max(2, t(0.975, 2) sqrt 2) = 6.08 -> 0.061
+    assert _verdict(inord=0.9, full=0.7, rand=rand).loc[FULL, "verdict"].startswith("the selection scores above")
+    assert _verdict(inord=0.7, full=0.9, rand=rand).loc[FULL, "verdict"].startswith("the full set scores above")
+    row = _verdict(inord=0.9, full=0.88, rand=rand).loc[FULL]
+    assert row["verdict"].startswith(verdicts.SUGGESTIVE) and "6.08" in row["rule"] and row["n"] == 3
+    assert "+0.0200" in row["statistic"]
+
+
+def test_other_rows_state_statistic_rule_and_the_training_mode_difference():
+    v = _verdict()
     assert v.loc["every training pair now scores >= 0.8075", "verdict"].startswith("does not hold")
-    v2 = coreset.verdict(_runs(inord=0.61, recheck=1.0), pass_score=0.8075).set_index("claim")
-    assert v2.loc["selection beats a random subset of the same size", "verdict"].startswith("random subsets")
+    assert _verdict(recheck=1.0).loc["every training pair now scores >= 0.8075", "verdict"] == "holds"
+    mode = v.loc["pairs scored as the post's stopping rule scored them"]
+    assert "training-mode" in mode["published"] and "inference mode" in mode["measured"]
+    assert mode["verdict"].startswith("differs from the post (stated)")
+    assert v["rule"].str.len().gt(20).all() and v["statistic"].str.len().gt(10).all()
     h = coreset.recheck_histogram({"a": np.array([0.0, 0.1, 1.0, 1.0])})
     assert h["pairs"].sum() == 4 and len(h) == 10
+
+
+# ---- the criterion against the null
+
+@pytest.mark.parametrize("n_seeds", [2, 3, 5])
+def test_null_simulation_rarely_says_settled(n_seeds):
+    """Selection drawn from the random subsets' own distribution: settled in at most 5% of simulations."""
+    rng = np.random.default_rng(16)
+    sims = 2000
+    settled = 0
+    for _ in range(sims):
+        scores = rng.normal(0.7, 0.05, n_seeds + 1)
+        v = coreset.selection_vs_controls(scores[0], scores[1:], margin_sd=2.0)
+        settled += v["verdict"] == "selection beats mere size"
+    assert settled / sims <= 0.05, settled / sims
+
+
+def test_a_fixed_two_sd_rule_would_fail_the_null_at_three_seeds():
+    """Why the multiple is raised to the prediction bound: 2 sd of 3 seeds is beaten by chance about 11% of the time."""
+    rng = np.random.default_rng(0)
+    s = rng.normal(0, 1, (4000, 4))
+    margin, sd = s[:, 0] - s[:, 1:].mean(1), s[:, 1:].std(1, ddof=1)
+    naive = np.mean([verdicts.margin_verdict(m, d, multiple=2, n=3, what="x", level=None)[0] == verdicts.REPRODUCED
+                     for m, d in zip(margin, sd)])
+    ours = np.mean([verdicts.margin_verdict(m, d, multiple=2, n=3, what="x")[0] == verdicts.REPRODUCED
+                    for m, d in zip(margin, sd)])
+    assert naive > 0.08 and ours <= 0.05
+
+
+def test_a_real_effect_is_found():
+    rng = np.random.default_rng(1)
+    found = np.mean([coreset.selection_vs_controls(0.7 + 0.05 * 12 + rng.normal(0, 0.05), rng.normal(0.7, 0.05, 3),
+                                                   margin_sd=2.0)["verdict"] == "selection beats mere size"
+                     for _ in range(500)])
+    assert found > 0.8, found
+
+
+def test_margin_verdict_words_and_rule():
+    word, rule = verdicts.margin_verdict(0.3, 0.01, multiple=2, n=3, what="random subsets")
+    assert word == verdicts.REPRODUCED and "n = 3" in rule and "95% prediction interval" in rule
+    assert verdicts.margin_verdict(0.03, 0.01, multiple=2, n=3, what="x")[0] == verdicts.SUGGESTIVE
+    assert verdicts.margin_verdict(-0.03, 0.01, multiple=2, n=3, what="x")[0] == verdicts.NOT_AT_SCALE
+    assert verdicts.margin_verdict(0.3, 0.01, multiple=40, n=3, what="x")[0] == verdicts.SUGGESTIVE  # the floor
+    assert verdicts.margin_verdict(0.03, 0.01, multiple=2, n=3, what="x", level=None)[0] == verdicts.REPRODUCED
+    assert verdicts.prediction_multiple(3) == pytest.approx(4.968, abs=1e-3)
+    assert verdicts.prediction_multiple(1) == float("inf")
 
 
 # ---- TensorFlow parts
@@ -231,6 +401,44 @@ def test_unet_shape_and_loss():
         residual_unet(36, depth=3)
 
 
+def test_a_matched_control_makes_exactly_the_selections_gradient_steps(tmp_path):
+    """A budget that is not a whole number of epochs: the last epoch is cut at the step that completes it."""
+    pytest.importorskip("tensorflow")
+    import keras
+
+    from anatomy.models.unet import bce_dice_loss
+    from anatomy.training.init_weights import write_initial_weights
+
+    section = {**SECTION, "train_size": 20, "test_size": 4, "image_size": 32}
+    ellipses.build_ellipses(tmp_path / "train.h5", tmp_path / "test.h5", section, seed=0)
+    params = {"image_size": 32, "model": {"start_neurons": 2, "depth": 2, "dropout": 0.1, "batch_norm_momentum": 0.9},
+              "batch_size": 8, "learning_rate": 0.003, "stopping": {"target": 0.85, "pass_factor": 0.95, "max_epochs": 2},
+              "selection": {"initial": 4, "scan_batch": 20, "max_epochs_per_addition": 1, "test_checkpoints": 2,
+                            "shuffle_seed": 1}, "keep_predictions": 2}
+    write_initial_weights("residual_unet", tmp_path / "init.weights.h5", seed=0, kwargs=coreset.unet_kwargs(params))
+    out = {}
+    for budget in (None, 7):  # 10 pairs, batch 8: 2 steps an epoch -> 4 epochs, the last one cut after 1 step
+        d = tmp_path / str(budget)
+        files = {"model": d / "model.keras", "history": d / "history.csv", "metrics": d / "metrics.json",
+                 "predictions": d / "predictions.npz", "backup": d / "backup"}
+        out[budget] = coreset.run_control(train_h5=tmp_path / "train.h5", test_h5=tmp_path / "test.h5",
+                                          init_weights=tmp_path / "init.weights.h5", files=files, params=params,
+                                          kind="random", size=10, subset_seed=1, threads=1, seed=0,
+                                          deterministic=False, budget_steps=budget)
+        saved = keras.saving.load_model(files["model"], compile=True, safe_mode=True,
+                                        custom_objects={"bce_dice_loss": bce_dice_loss})
+        out[budget]["iterations"] = int(saved.optimizer.iterations.numpy())
+        out[budget]["history"] = pd.read_csv(files["history"])
+    m = out[7]
+    assert m["run"] == "random_seed1_matched_steps" and m["budget"] == "matched gradient steps"
+    assert m["gradient_steps"] == m["budget_steps"] == 7 == m["iterations"]
+    assert m["epochs_run"] == 4 and m["history"]["gradient_steps"].tolist() == [2, 4, 6, 7]
+    s = out[None]
+    assert s["run"] == "random_seed1" and s["budget"] == "stop at target" and s["budget_steps"] is None
+    assert s["gradient_steps"] == 2 * s["epochs_run"] == s["iterations"] and "train_metric" in s["history"]
+    assert 0 <= m["test"]["score"] <= 1 and 0 <= m["train_metric_final"] <= 1
+
+
 # ---- the tiny workflow
 @pytest.mark.workflow
 def test_tiny_workflow_writes_every_coreset_output(tiny_workflow):
@@ -239,15 +447,31 @@ def test_tiny_workflow_writes_every_coreset_output(tiny_workflow):
     n_train = cfg["data"]["ellipses"]["train_size"]
     runs = pd.read_csv(r / "runs.csv")
     seeds = cfg["coreset"]["controls"]["random_seeds"]
-    assert set(runs["run"]) == {"in_order", "shuffled", "full", *(f"random_seed{s}" for s in seeds)}
+    controls = ["full", *(f"random_seed{s}" for s in seeds)]
+    assert set(runs["run"]) == {"in_order", "shuffled", *controls, *(f"{c}_matched_steps" for c in controls)}
     for col in ("test_score_thresholded", "test_score_soft_as_published", "test_mean_iou", "recheck_pass_fraction"):
         assert runs[col].between(0, 1).all(), col
     by = runs.set_index("run")
-    assert by.loc["full", "pairs_used"] == n_train
+    assert by.loc["full", "pairs_used"] == by.loc["full_matched_steps", "pairs_used"] == n_train
     for s in seeds:
         assert by.loc[f"random_seed{s}", "pairs_used"] == by.loc["in_order", "pairs_used"]
+        assert by.loc[f"random_seed{s}_matched_steps", "pairs_used"] == by.loc["in_order", "pairs_used"]
+    # the budget-matched controls: exactly the in-order selection's gradient steps, the others stop at the target
+    steps = json.loads((r / "select" / "in_order" / "metrics.json").read_text())["gradient_steps"]
+    assert by.loc["in_order", "gradient_steps"] == steps
+    for c in controls:
+        assert by.loc[f"{c}_matched_steps", "budget"] == "matched gradient steps"
+        assert by.loc[f"{c}_matched_steps", "gradient_steps"] == by.loc[f"{c}_matched_steps", "budget_steps"] == steps
+        assert by.loc[c, "budget"] == "stop at target"
+        m = json.loads((r / "control" / f"{c}_matched_steps" / "metrics.json").read_text())
+        assert m["gradient_steps"] == steps and m["params"]["batch_size"] == cfg["coreset"]["batch_size"]
     verdict = pd.read_csv(r / "verdict.csv")
-    assert len(verdict) == 5 and verdict["verdict"].notna().all()
+    assert len(verdict) == 7 and verdict["verdict"].notna().all() and verdict["rule"].notna().all()
+    assert {"statistic", "n", "spread", "rule"} <= set(verdict.columns)
+    row = verdict.set_index("claim").loc["selection beats a random subset of the same size (matched gradient steps)"]
+    assert row["n"] == len(seeds) and f"n = {len(seeds)}" in row["statistic"]
+    assert row["verdict"] in ("selection beats mere size", "suggestive, not settled") \
+        or row["verdict"].startswith("random subsets of the same size do as well or better")
     hist = pd.read_csv(r / "recheck_histogram.csv")
     assert (hist.groupby("run")["pairs"].sum() == n_train).all()
     for order in ("in_order", "shuffled"):

@@ -42,22 +42,32 @@ def selected_vs_scanned(histories: dict, n_train: int, out_png, *, provenance: s
 
 
 def score_vs_size(runs, histories: dict, out_png, *, provenance: str) -> None:
-    """Each run's test score at the number of pairs it trained on; the selection runs' test checkpoints as lines."""
-    fig, ax = plt.subplots(figsize=(7, 4.8))
+    """Each run's test score at the number of pairs it trained on; the selection runs' test checkpoints as lines.
+
+    Controls: filled markers for the budget the verdict uses (the in-order
+    selection's gradient steps), hollow ones stopped at the target.
+    """
+    from anatomy.studies.coreset import MATCHED_STEPS
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
     for k, (run, h) in enumerate(histories.items()):
         pts = h[h["test_score"].notna()]
         ax.plot(pts["selected"], pts["test_score"], "-o", ms=3, color=f"C{k}", alpha=0.6,
                 label=f"{run_label(run)}, during the scan")
-    markers = {"in_order": ("C0", "*"), "shuffled": ("C1", "*"), "full": ("k", "s")}
-    for r in runs.itertuples():
-        colour, marker = markers.get(r.run, ("C3", "o"))
-        ax.scatter(r.pairs_used, r.test_score_thresholded, color=colour, marker=marker, s=70, zorder=3,
-                   label=f"{r.description}: {r.test_score_thresholded:.3f}")
+    markers = {"in_order": ("C0", "*"), "shuffled": ("C1", "*")}
+    budgets = runs["budget"] if "budget" in runs else [None] * len(runs)
+    for r, budget in zip(runs.itertuples(), budgets):
+        colour, marker = markers.get(r.run, ("k", "s") if r.run.startswith("full") else ("C3", "o"))
+        hollow = r.run not in markers and budget != MATCHED_STEPS
+        ax.scatter(r.pairs_used, r.test_score_thresholded, marker=marker, s=70, zorder=3,
+                   facecolors="none" if hollow else colour, edgecolors=colour,
+                   label=f"{r.description}: {r.test_score_thresholded:.3f} ({int(r.gradient_steps)} steps)")
     ax.set_xscale("log")
     ax.set_xlabel("training pairs used (log scale)")
     ax.set_ylabel("test score (thresholded, mean over IoU thresholds)")
     ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, title_fontsize=6,
+              title="controls: filled = the in-order selection's gradient steps, hollow = stopped at the target")
     titled(fig, "Test score against training-set size: selected vs random subsets", provenance)
     save(fig, out_png)
 
@@ -103,7 +113,7 @@ def predictions(x, y, probs: dict, out_png, *, provenance: str) -> None:
 
 def recheck(scores: dict, pass_score: float, out_png, *, provenance: str) -> None:
     """Per run: the final model's scores on every scanned training pair."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
     edges = np.linspace(-0.05, 1.05, 12)  # the metric takes the values 0, 0.1, ..., 1
     width = 0.09 / len(scores)
     for k, (run, s) in enumerate(scores.items()):
