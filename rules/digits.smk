@@ -31,6 +31,18 @@ def digits_train_params(kind):
     }
 
 
+def digits_fold_init(seed, fold):
+    """Fold ``fold``'s own initial weights for ``seed`` (the single models share init/seed<seed>.weights.h5)."""
+    return f"{DIGITS}/init/seed{seed}/fold{fold}.weights.h5"
+
+
+def digits_fold_init_seed(seed, fold):
+    """The seed of one fold model's initial weights: a stable function of (seed, fold)."""
+    from anatomy.studies.digits import fold_init_seed
+
+    return fold_init_seed(int(seed), int(fold))
+
+
 def digits_fold_runs(seed, name="predictions.npz"):
     return [f"{DIGITS}/cv/fold{k}/seed{seed}/{name}" for k in range(config["digits"]["step2"]["folds"])]
 
@@ -100,6 +112,8 @@ rule digits_folds:
         "../scripts/digits_folds.py"
 
 
+# The single models of one seed (step 1 and the ladder's rungs 2-4) share one start, so the
+# rungs compare like for like.
 rule digits_initial_weights:
     output:
         f"{DIGITS}/init/seed{{seed}}.weights.h5",
@@ -109,6 +123,20 @@ rule digits_initial_weights:
         model="cnn_medium",
     script:
         "../scripts/init_weights.py"
+
+
+# Each fold model starts from its own weights, seeded by (seed, fold), as the kernel initialised
+# every fold independently; one job per seed writes all k files (TensorFlow's start-up paid once).
+rule digits_fold_initial_weights:
+    output:
+        [digits_fold_init("{seed}", k) for k in range(config["digits"]["step2"]["folds"])],
+    log:
+        f"{RESULTS}/logs/digits/init_seed{{seed}}_folds.log",
+    params:
+        model="cnn_medium",
+        seeds=lambda wc: [digits_fold_init_seed(wc.seed, k) for k in range(config["digits"]["step2"]["folds"])],
+    script:
+        "../scripts/digits_fold_init.py"
 
 
 DIGITS_TRAIN_INPUT = {
@@ -133,6 +161,7 @@ rule digits_step1:
         train=digits_train_params("step1"),
         part="step1",
         backup=lambda wc: f"{RESUME}/digits/step1/seed{wc.seed}",
+        init_seed=lambda wc: int(wc.seed),
         deterministic=config["deterministic"],
         precision=config["precision"],
     threads: config["threads"]
@@ -158,6 +187,7 @@ rule digits_ladder:
         train=lambda wc: digits_train_params(wc.row),
         part="step1",
         backup=lambda wc: f"{RESUME}/digits/ladder/{wc.row}/seed{wc.seed}",
+        init_seed=lambda wc: int(wc.seed),
         deterministic=config["deterministic"],
         precision=config["precision"],
     threads: config["threads"]
@@ -169,7 +199,7 @@ rule digits_ladder:
 
 rule digits_fold:
     input:
-        **DIGITS_TRAIN_INPUT,
+        **{**DIGITS_TRAIN_INPUT, "init": digits_fold_init("{seed}", "{fold}")},
     output:
         **run_outputs(f"{DIGITS}/cv/fold{{fold}}/seed{{seed}}"),
         predictions=f"{DIGITS}/cv/fold{{fold}}/seed{{seed}}/predictions.npz",
@@ -183,6 +213,7 @@ rule digits_fold:
         train=digits_train_params("fold"),
         part=lambda wc: f"fold{wc.fold}",
         backup=lambda wc: f"{RESUME}/digits/cv/fold{wc.fold}/seed{wc.seed}",
+        init_seed=lambda wc: digits_fold_init_seed(wc.seed, wc.fold),
         deterministic=config["deterministic"],
         precision=config["precision"],
     threads: config["threads"]

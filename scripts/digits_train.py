@@ -11,5 +11,5 @@ with log_step(snakemake):
         files={**{k: out[k] for k in ("model", "history", "metrics", "predictions")}, "backup": snakemake.params.backup},
         params=snakemake.params.train, part=snakemake.params.part, seed=int(snakemake.wildcards.seed),
         threads=snakemake.threads, deterministic=snakemake.params.deterministic,
-        precision=snakemake.params.precision,
+        precision=snakemake.params.precision, init_seed=snakemake.params.init_seed,
     )

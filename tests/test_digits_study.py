@@ -1,17 +1,26 @@
 """Digits study (anatomy.studies.digits): validator, folds, out-of-fold losses, bootstrap,
-augmentation, the ladder, and the study's rules run for real (derived data and Kaggle-format files)."""
+augmentation, the ladder, the fold models' own initial weights, every verdict path (null
+included), and the study's rules run for real (derived data and Kaggle-format files).
+
+The numpy/pandas tests run without TensorFlow; only the tests marked ``needs_tf`` skip without it."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from anatomy import verdicts as v
 from anatomy.studies import digits as d
 from conftest import ROOT, Workflow, tiny_config
+
+HAVE_TF = importlib.util.find_spec("tensorflow") is not None
+needs_tf = pytest.mark.skipif(not HAVE_TF, reason="TensorFlow is not installed")
 
 AUG = {"probability": 0.5, "scale": [0.95, 1.05], "rotation_deg": 7, "shear_deg": 3, "translation_px": 2}
 
@@ -227,6 +236,193 @@ def test_bootstrap_spread_and_difference_on_the_same_subsets():
     assert "unknown" in unknown["note"].iloc[0] and len(none) == 0
 
 
+# ------------------------------------------------------- initial weights
+def test_fold_init_seeds_are_stable_distinct_and_apart_from_the_shared_seeds():
+    assert d.fold_init_seed(0, 0) == 754410357 and d.fold_init_seed(1, 2) == 1619414641  # stable everywhere
+    assert d.fold_init_seeds(0, 3) == [d.fold_init_seed(0, k) for k in range(3)]
+    grid = {(s, k): d.fold_init_seed(s, k) for s in range(20) for k in range(10)}
+    assert len(set(grid.values())) == len(grid)  # no two folds (of any seed) share a seed
+    assert not set(grid.values()) & set(range(10_000))  # nor the single models' shared seeds
+    assert all(0 <= x < 2**31 for x in grid.values())
+    with pytest.raises(ValueError, match="fold >= 0"):
+        d.fold_init_seed(0, -1)
+
+
+def test_weights_fingerprint_is_equal_only_for_equal_weights():
+    rng = np.random.default_rng(0)
+    w = [rng.normal(size=(3, 3)).astype(np.float32), np.zeros(3, np.float32)]
+    same = [a.copy() for a in w]
+    assert d.weights_fingerprint(w) == d.weights_fingerprint(same)
+    same[0][1, 1] += 1e-6
+    assert d.weights_fingerprint(w) != d.weights_fingerprint(same)
+    assert d.weights_fingerprint(w) != d.weights_fingerprint([w[0].reshape(9), w[1]])  # shapes count
+
+
+def _dry_run_jobs(text: str) -> list[dict]:
+    """(rule, input, wildcards) of every job a dry run lists."""
+    jobs, cur = [], None
+    for line in text.splitlines():
+        if m := re.match(r"(?:local)?rule (\w+):$", line.strip()):
+            cur = {"rule": m.group(1), "input": [], "wildcards": {}}
+            jobs.append(cur)
+        elif cur is not None and (m := re.match(r"\s+input: (.*)$", line)):
+            cur["input"] = [x.strip() for x in m.group(1).split(",")]
+        elif cur is not None and (m := re.match(r"\s+wildcards: (.*)$", line)):
+            cur["wildcards"] = dict(kv.strip().split("=", 1) for kv in m.group(1).split(","))
+    return jobs
+
+
+def test_every_fold_job_starts_from_its_own_initial_weights_and_the_single_models_share_one(tmp_path):
+    """The DAG: k fold jobs per seed read k different init files; step 1 and the ladder's rungs
+    of a seed read that seed's one shared file."""
+    config = tiny_config({"digits": {"step2": {"folds": 3}, "ladder": {"seeds": [0, 1]}}})
+    p = Workflow(tmp_path, config).run("-n", "results/digits/ladder.csv")
+    jobs = _dry_run_jobs(p.stdout + p.stderr)
+
+    def inits(rule):
+        """(seed, fold or rung) -> the initial-weights files the rule's jobs read."""
+        return {(j["wildcards"].get("seed"), j["wildcards"].get("fold", j["wildcards"].get("row", "step1"))):
+                [x for x in j["input"] if x.endswith(".weights.h5")] for j in jobs if j["rule"] == rule}
+
+    folds = inits("digits_fold")
+    assert sorted(folds) == [(s, str(k)) for s in ("0", "1") for k in range(3)]
+    files = [f for fs in folds.values() for f in fs]
+    assert all(len(fs) == 1 for fs in folds.values()) and len(set(files)) == 6  # no two fold models start equal
+    assert folds[("1", "2")] == ["results/digits/init/seed1/fold2.weights.h5"]
+    singles = {**inits("digits_step1"), **inits("digits_ladder")}
+    assert len(singles) == 8  # step 1 + 3 rungs, 2 seeds
+    for (seed, _), fs in singles.items():
+        assert fs == [f"results/digits/init/seed{seed}.weights.h5"]  # like-for-like rungs
+    assert not set(files) & {f for fs in singles.values() for f in fs}
+    assert sum(j["rule"] == "digits_fold_initial_weights" for j in jobs) == 2  # one job per seed
+
+
+@needs_tf
+def test_fold_initial_weights_differ_from_each_other_and_from_the_shared_start(tmp_path):
+    from anatomy.training.init_weights import write_initial_weights
+
+    seeds = d.fold_init_seeds(0, 3)
+    paths = [tmp_path / f"fold{k}.weights.h5" for k in range(3)]
+    prints = d.write_fold_initial_weights(paths, seeds)
+    write_initial_weights("cnn_medium", tmp_path / "shared.weights.h5", seed=0)
+    shared = d.file_fingerprint(tmp_path / "shared.weights.h5")
+    assert len(set(prints + [shared])) == 4, prints
+    assert [d.file_fingerprint(p) for p in paths] == prints
+    again = d.write_fold_initial_weights([tmp_path / "again.weights.h5"], [seeds[1]])
+    assert again == [prints[1]]  # a pure function of (seed, fold)
+
+
+def _assert_fold_inits(results: Path, *, seeds, folds: int):
+    """Every fold model recorded a different start; a seed's single models recorded one shared start."""
+    dg = results / "digits"
+    starts = {}
+    for s in seeds:
+        for k in range(folds):
+            init = json.loads((dg / "cv" / f"fold{k}" / f"seed{s}" / "metrics.json").read_text())["init"]
+            assert init["seed"] == d.fold_init_seed(s, k) and init["shared"] is False
+            assert init["file"].endswith(f"init/seed{s}/fold{k}.weights.h5")
+            starts[(s, k)] = init["fingerprint"]
+        singles = [json.loads((dg / run / f"seed{s}" / "metrics.json").read_text())["init"]
+                   for run in ("step1", "ladder/epochs", "ladder/lr_steps", "ladder/augment")]
+        assert {i["fingerprint"] for i in singles} and len({i["fingerprint"] for i in singles}) == 1
+        assert all(i["seed"] == s and i["shared"] for i in singles)
+        assert singles[0]["fingerprint"] not in {starts[(s, k)] for k in range(folds)}
+    assert len(set(starts.values())) == len(starts), starts  # no two fold models start equal
+
+
+# --------------------------------------------------------------- verdicts
+def _est(mean, lo, hi, n=2000, sd=0.004, name="ensemble - simple"):
+    return v.Estimate(name, mean, sd, n, lo, hi, method="bootstrap")
+
+
+@pytest.mark.parametrize("est, scale, verdict", [
+    (_est(0.030, 0.020, 0.040), "quick", v.REPRODUCED),  # 0.033 inside
+    (_est(0.015, 0.008, 0.022), "quick", v.SMALLER),  # above 0, below 0.033
+    (_est(0.015, 0.008, 0.022), "full", v.SMALLER),
+    (_est(0.060, 0.050, 0.070), "full", v.LARGER),
+    (_est(0.002, -0.006, 0.010), "quick", v.NOT_AT_SCALE),  # includes 0, excludes 0.033
+    (_est(0.002, -0.006, 0.010), "full", v.CONTRADICTED),
+    (_est(0.020, -0.010, 0.050), "full", v.NOT_AT_SCALE),  # wide: holds 0 and 0.033, shows nothing
+    (_est(-0.02, -0.03, -0.01), "full", v.CONTRADICTED),  # step 2 worse
+    (v.Estimate("gain", 0.033, float("nan"), 1, float("nan"), float("nan")), "full", v.NOT_AT_SCALE),  # no interval
+])
+def test_gain_decision_takes_every_path(est, scale, verdict):
+    got, rule = d.gain_decision(est, d.PUBLISHED_GAIN, scale=scale)
+    assert got == verdict, (est, got)
+    assert rule and ("interval" in rule)
+
+
+def test_the_published_gain_is_the_difference_of_the_published_scores():
+    assert d.PUBLISHED_GAIN == pytest.approx(d.PUBLISHED["ensemble"] - d.PUBLISHED["simple"]) == pytest.approx(0.033)
+
+
+def _simulated(acc_simple, acc_ensemble, *, nested=False, n=4800, seed=0, subsets=400):
+    """Two submissions at the given accuracies, through the study's bootstrap: independent errors,
+    or ``nested`` (the better one's errors a subset of the other's, as for an ensemble of the same net)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    hardness = rng.random(n)
+    wrong = lambda acc: np.where((hardness if nested else rng.random(n)) < acc, y,  # noqa: E731
+                                 (y + 1 + rng.integers(0, 9, n)) % 10)
+    preds = {"simple": wrong(acc_simple), "ensemble": wrong(acc_ensemble)}
+    summary, _ = d.bootstrap_public(preds, y, subsets=subsets, fraction=0.25, seed=seed)
+    return summary
+
+
+def test_under_no_real_gain_the_verdict_never_says_reproduced_or_smaller():
+    """Null: step 2 no better than step 1 (same error rate, independent errors)."""
+    seen = {"quick": set(), "full": set()}
+    for seed in range(20):
+        b = _simulated(0.95, 0.95, seed=seed, nested=seed % 2 == 1)  # odd seeds: the very same errors
+        for scale in seen:
+            verdict, _ = d.gain_decision(d.gain_estimate(b), d.PUBLISHED_GAIN, scale=scale)
+            seen[scale].add(verdict)
+    assert seen["quick"] <= {v.NOT_AT_SCALE} and seen["full"] <= {v.CONTRADICTED, v.NOT_AT_SCALE}, seen
+    assert v.CONTRADICTED in seen["full"]
+
+
+def test_a_gain_as_published_is_reproduced_and_a_third_of_it_is_smaller():
+    b = _simulated(0.964, 0.997, nested=True)
+    assert d.gain_decision(d.gain_estimate(b), d.PUBLISHED_GAIN, scale="quick")[0] == v.REPRODUCED
+    b = _simulated(0.95, 0.965, nested=True)
+    est = d.gain_estimate(b)
+    assert est.lo > 0 and est.hi < d.PUBLISHED_GAIN
+    assert d.gain_decision(est, d.PUBLISHED_GAIN, scale="quick")[0] == v.SMALLER
+
+
+def test_accuracy_estimate_reads_the_bootstrap_row_and_decides_against_the_published_score():
+    b = _simulated(0.964, 0.99)
+    est = d.accuracy_estimate(b, "simple")
+    row = b.set_index("submission").loc["simple"]
+    assert est.mean == row["full_test_accuracy"] and (est.lo, est.hi) == (row["public_q025"], row["public_q975"])
+    assert est.n == 400 and est.method == "bootstrap" and est.has_interval
+    assert d.accuracy_decision(est, d.PUBLISHED["simple"], scale="quick")[0] == v.REPRODUCED
+    ens = d.accuracy_estimate(b, "ensemble")
+    assert ens.hi < d.PUBLISHED["ensemble"]
+    assert d.accuracy_decision(ens, d.PUBLISHED["ensemble"], scale="quick")[0] == v.NOT_AT_SCALE
+    assert d.accuracy_decision(ens, d.PUBLISHED["ensemble"], scale="full")[0] == v.CONTRADICTED
+    assert "public-size subsets of 1200" in d.bootstrap_basis(b, "simple")
+    unknown, _ = d.bootstrap_public({"simple": np.zeros(8, int)}, None, subsets=10, fraction=0.25, seed=0)
+    nothing = d.accuracy_estimate(unknown, "simple")
+    assert nothing.n == 0 and not nothing.has_interval
+    assert d.accuracy_decision(nothing, 0.964, scale="full") == (v.NOT_AT_SCALE, "not measured")
+    assert d.gain_decision(d.gain_estimate(unknown), d.PUBLISHED_GAIN, scale="full")[0] == v.NOT_AT_SCALE
+
+
+def test_ladder_gain_is_paired_by_seed():
+    seeds = [0, 1, 2]
+    acc = {(r, s): 0.9 + 0.002 * s for r in d.LADDER_ROWS for s in seeds}
+    acc.update({("ensemble", s): 0.92 + 0.002 * s + 0.001 * (s == 1) for s in seeds})
+    est = d.ladder_gain_estimate(d.ladder(acc, acc, seeds))
+    assert est.n == 3 and est.mean == pytest.approx(0.02 + 0.001 / 3)
+    assert est.sd == pytest.approx(np.std([0.02, 0.021, 0.02], ddof=1))  # the seed offsets cancel
+    assert d.gain_decision(est, d.PUBLISHED_GAIN, scale="full")[0] == v.SMALLER
+    one = d.ladder_gain_estimate(d.ladder({k: x for k, x in acc.items() if k[1] == 0},
+                                          {k: x for k, x in acc.items() if k[1] == 0}, [0]))
+    assert one.n == 1 and not one.has_interval
+    assert d.gain_decision(one, d.PUBLISHED_GAIN, scale="full")[0] == v.NOT_AT_SCALE
+
+
 # ---------------------------------------------------- schedule and augmentation
 def test_learning_rate_drops_by_the_factor_after_each_configured_epoch():
     lrs = [d.lr_at(e, base=1e-3, drops=[10, 20], factor=0.1) for e in range(30)]
@@ -234,15 +430,25 @@ def test_learning_rate_drops_by_the_factor_after_each_configured_epoch():
     assert lrs[10:20] == pytest.approx([1e-4] * 10) and lrs[20:] == pytest.approx([1e-5] * 10)
 
 
-tf = pytest.importorskip("tensorflow")
-from anatomy.training import augment as aug_mod  # noqa: E402
+@pytest.fixture(scope="module")
+def tf():
+    return pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="module")
+def aug_mod(tf):
+    from anatomy.training import augment
+
+    return augment
 
 
 def _seed(a=0, b=1):
+    import tensorflow as tf
+
     return tf.constant([a, b], tf.int64)
 
 
-def test_augmentation_parameters_stay_within_their_ranges_and_p_is_respected():
+def test_augmentation_parameters_stay_within_their_ranges_and_p_is_respected(tf, aug_mod):
     p = {k: v.numpy() for k, v in aug_mod.affine_parameters(_seed(), 4000, AUG).items()}
     on = p["apply"] == 1
     assert 0.45 < on.mean() < 0.55
@@ -257,7 +463,7 @@ def test_augmentation_parameters_stay_within_their_ranges_and_p_is_respected():
     assert fwd.shape == (100, 2, 3) and inv.shape == (100, 8)
 
 
-def test_a_bright_pixel_moves_at_most_a_few_pixels_and_matches_the_forward_matrix():
+def test_a_bright_pixel_moves_at_most_a_few_pixels_and_matches_the_forward_matrix(tf, aug_mod):
     x = np.zeros((256, 28, 28, 1), np.float32)
     x[:, 12, 16, 0] = 1.0  # row 12, column 16, near the centre
     aug = {**AUG, "probability": 1.0}
@@ -274,7 +480,7 @@ def test_a_bright_pixel_moves_at_most_a_few_pixels_and_matches_the_forward_matri
         assert 0.85 < out[i].sum() < 1.15  # the ink is kept (area changes by at most 1.05^2)
 
 
-def test_probability_zero_is_the_identity_and_the_transform_is_seeded():
+def test_probability_zero_is_the_identity_and_the_transform_is_seeded(tf, aug_mod):
     rng = np.random.default_rng(0)
     x = tf.constant(rng.random((16, 28, 28, 1)).astype(np.float32))
     np.testing.assert_array_equal(aug_mod.augment_batch(x, _seed(), {**AUG, "probability": 0.0}).numpy(), x.numpy())
@@ -285,6 +491,7 @@ def test_probability_zero_is_the_identity_and_the_transform_is_seeded():
     assert 0 < sum(changed) < 16
 
 
+@needs_tf
 def test_cnn_medium_has_the_kernels_layers():
     from anatomy.models.cnn_medium import cnn_medium
 
@@ -304,6 +511,7 @@ DIGITS_FIGURES = ("fold_curves", "ensemble_vs_single", "hardest", "bootstrap", "
 
 
 @pytest.mark.workflow
+@needs_tf
 def test_tiny_workflow_writes_every_digits_output(tiny_workflow):
     r = tiny_workflow.path / "results"
     dg = r / "digits"
@@ -336,6 +544,7 @@ def test_tiny_workflow_writes_every_digits_output(tiny_workflow):
     with np.load(run / "predictions.npz") as p:
         assert p["test"].shape == (n_test, 10) and "test_tta" in p.files and p["seen"].dtype == bool
     assert "epoch 2/2" in (r / "logs" / "digits" / "fold0_seed0.log").read_text()
+    _assert_fold_inits(r, seeds=[0], folds=2)
     assert (r / "benchmarks" / "digits" / "fold0_seed0.tsv").exists()
     assert not (r / ".resume" / "digits").exists() or not any((r / ".resume" / "digits").rglob("state.json"))
 
@@ -354,6 +563,7 @@ def _competition_files(folder: Path, n_train=100, n_test=30) -> Path:
 
 
 @pytest.mark.workflow
+@needs_tf
 def test_the_study_runs_unchanged_on_files_in_the_competitions_format(tmp_path):
     kaggle = _competition_files(tmp_path / "kaggle")
     header = (kaggle / "train.csv").read_text().splitlines()[0]
@@ -377,4 +587,5 @@ def test_the_study_runs_unchanged_on_files_in_the_competitions_format(tmp_path):
     assert pd.read_csv(dg / "ladder.csv")["holdout_accuracy_mean"].between(0, 1).all()
     assert pd.read_csv(dg / "bootstrap.csv")["note"].str.startswith("unknown").all()
     assert len(pd.read_csv(dg / "hardest.csv")) == 10
+    _assert_fold_inits(wf.path / "results", seeds=[0], folds=2)
     assert not (wf.path / "results" / "crops").exists()  # only the study's own rules ran

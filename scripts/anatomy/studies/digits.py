@@ -20,6 +20,19 @@ fold model that did not see it (the kernel's in-sample mean is kept beside
 it); the public leaderboard scores about a quarter of the test set, so
 quarter-size subsets are bootstrapped to show the noise of a public score.
 
+Initial weights: the single models (step 1 and the ladder's rungs 2-4) of one
+seed start from one shared file, so the rungs compare like for like; each fold
+model starts from its own file, seeded by :func:`fold_init_seed` (seed, fold),
+as the kernel initialised each fold independently (a shared start would make
+the members more alike and understate the ensemble's gain). Every training
+records its init (file, seed, fingerprint of the weights) in ``metrics.json``.
+
+Verdicts (:func:`accuracy_estimate`, :func:`gain_estimate`,
+:func:`ladder_gain_estimate`, :func:`gain_decision`) use the shared rules of
+:mod:`anatomy.verdicts`: a published value is "reproduced" only when it lies
+inside our interval, and a gain whose interval lies above 0 but below the
+published one is "a gain exists but smaller".
+
 Top-down: data splits -> augmentation and the learning-rate schedule (TF,
 imported lazily) -> one model's training -> pure numpy/pandas aggregation
 (submissions, validator, ensemble, leaderboard, hardest, ladder, bootstrap).
@@ -28,15 +41,23 @@ Only the training function imports TensorFlow.
 
 from __future__ import annotations
 
+import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from anatomy.io import atomic_path
+from anatomy.verdicts import (NOT_AT_SCALE, REPRODUCED, Estimate, against_published, gain_verdict,
+                              t_interval)
 
 N_CLASSES = 10
 SIDE = 28
+
+# The kernel's public-leaderboard scores (about a quarter of Kaggle's 28,000 test images).
+PUBLISHED = {"simple": 0.964, "ensemble": 0.997}
+PUBLISHED_GAIN = round(PUBLISHED["ensemble"] - PUBLISHED["simple"], 3)  # 0.033
 
 # The ablation ladder: each rung adds one of step 2's changes to the one above.
 LADDER = [
@@ -145,13 +166,74 @@ def lr_callback(*, base: float, drops, factor: float):
     return keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr_at(epoch, base=base, drops=drops, factor=factor))
 
 
+# ---------------------------------------------------------- initial weights
+FOLD_INIT_KEY = "digits-fold"
+
+
+def fold_init_seed(seed: int, fold: int) -> int:
+    """The seed of fold ``fold``'s own initial weights: a stable function of (``seed``, ``fold``).
+
+    The first 31 bits of sha256('digits-fold/<seed>/<fold>'): the same on every
+    machine and Python/numpy version, different for every fold and seed, and
+    (with overwhelming probability) different from the small integer seeds the
+    single models' shared initial weights use.
+    """
+    if int(seed) != seed or int(fold) != fold or fold < 0:
+        raise ValueError(f"fold_init_seed needs integer seed and fold >= 0, got {seed!r}, {fold!r}")
+    digest = hashlib.sha256(f"{FOLD_INIT_KEY}/{int(seed)}/{int(fold)}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def fold_init_seeds(seed: int, n_folds: int) -> list[int]:
+    return [fold_init_seed(seed, k) for k in range(n_folds)]
+
+
+def weights_fingerprint(arrays) -> str:
+    """A short sha256 of a model's weights (shapes, dtypes and values): equal only for equal starts."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def write_fold_initial_weights(paths, seeds, *, model: str = "cnn_medium") -> list[str]:
+    """One initial-weights file per fold, ``paths[k]`` seeded by ``seeds[k]``; returns their fingerprints."""
+    from anatomy.training.init_weights import write_initial_weights
+
+    if len(paths) != len(seeds):
+        raise ValueError(f"{len(paths)} fold weight files but {len(seeds)} seeds")
+    prints = []
+    for path, s in zip(paths, seeds):
+        write_initial_weights(model, path, seed=int(s))  # keras.utils.set_random_seed: a pure function of s
+        prints.append(file_fingerprint(path, model=model))
+    return prints
+
+
+def file_fingerprint(path, *, model: str = "cnn_medium") -> str:
+    """The :func:`weights_fingerprint` of an initial-weights file (TensorFlow: only init and training jobs)."""
+    import importlib
+
+    from anatomy.training.init_weights import BUILDERS
+
+    module, fn = BUILDERS[model].split(":")
+    m = getattr(importlib.import_module(module), fn)()
+    m.load_weights(path)
+    return weights_fingerprint(m.get_weights())
+
+
 # ------------------------------------------------------------ one model
 def train_digits_model(*, arrays, folds, init_weights, test_labels, files: dict, params: dict, part: str,
-                       seed: int, threads: int, deterministic: bool, precision: str = "float32") -> dict:
+                       seed: int, threads: int, deterministic: bool, precision: str = "float32",
+                       init_seed: int | None = None) -> dict:
     """Train CNNMedium once under the training contract and write its predictions.
 
     ``part`` is 'step1' (the 80/20 split; step 1 and the ladder rows) or
-    'fold<k>'. ``params``: ``batch_size``, ``learning_rate``, ``epochs``,
+    'fold<k>'. ``init_weights`` is the file it starts from (shared by a seed's
+    single models, its own for a fold model) and ``init_seed`` the seed that
+    made it; both go to ``metrics.json['init']`` with the weights' fingerprint.
+    ``params``: ``batch_size``, ``learning_rate``, ``epochs``,
     ``lr_drops``, ``lr_factor``, ``augmentation`` (dict or None) and ``tta``
     (copies, 0 = none). Validation each epoch is on this model's own held-out
     part. ``files['predictions']`` (npz): ``test`` probabilities (and
@@ -177,6 +259,8 @@ def train_digits_model(*, arrays, folds, init_weights, test_labels, files: dict,
 
     model = cnn_medium()
     model.load_weights(init_weights)
+    init = {"file": str(init_weights), "seed": None if init_seed is None else int(init_seed),
+            "shared": part == "step1", "fingerprint": weights_fingerprint(model.get_weights())}
     compile_cnn_medium(model, learning_rate=params["learning_rate"])
     data = ArrayData(x_all[tr], y_all[tr], batch_size=params["batch_size"], seed=seed,
                      augment=(lambda xb, s: augment_batch(xb, s, aug)) if aug else None)
@@ -194,7 +278,7 @@ def train_digits_model(*, arrays, folds, init_weights, test_labels, files: dict,
     metrics = fit_with_contract(
         model, data, epochs=params["epochs"], files=files, validation=(scale(x_all[va]), y_all[va]),
         callbacks=callbacks, evaluate=evaluate,
-        info={"params": params, "seed": seed, "part": part, "train_images": int(len(tr)),
+        info={"params": params, "seed": seed, "part": part, "init": init, "train_images": int(len(tr)),
               "validation": f"{len(va)} images held out ({'step 1 split' if part == 'step1' else part})",
               **device},
     )
@@ -443,3 +527,80 @@ def bootstrap_public(preds: dict, y_test, *, subsets: int, fraction: float, seed
     scores = pd.DataFrame([{"subset": b, "submission": k, "accuracy": per[k][b]}
                            for k in names for b in range(subsets)])
     return pd.DataFrame(rows), scores
+
+
+# --------------------------------------------------------------- verdicts
+def accuracy_estimate(bootstrap: pd.DataFrame, submission: str, *, name: str | None = None) -> Estimate:
+    """A submission's (or a difference row's) score as an :class:`Estimate` from ``bootstrap.csv``.
+
+    The point is the full local test set's value; sd and the 95% interval are
+    the 2.5 / 97.5 % points over the public-size subsets (``n`` = subsets): the
+    spread a single public-leaderboard score would have, for our trained models
+    (test-set noise only; training seeds are not in it). NaN (no interval) when
+    the row is missing or the test labels are unknown.
+    """
+    name = name or submission
+    cols = {"full_test_accuracy", "public_sd", "public_q025", "public_q975", "subsets"}
+    nan = float("nan")
+    if bootstrap is None or not cols <= set(bootstrap.columns) or submission not in set(bootstrap["submission"]):
+        return Estimate(name, nan, nan, 0, nan, nan, method="bootstrap")
+    r = bootstrap.set_index("submission").loc[submission]
+    vals = [float(r[c]) for c in ("full_test_accuracy", "public_sd", "public_q025", "public_q975")]
+    if not all(math.isfinite(v) for v in vals):
+        return Estimate(name, nan, nan, 0, nan, nan, method="bootstrap")
+    return Estimate(name, vals[0], vals[1], int(r["subsets"]), vals[2], vals[3], method="bootstrap")
+
+
+def gain_estimate(bootstrap: pd.DataFrame, *, top: str = "ensemble", base: str = "simple") -> Estimate:
+    """Step 2's gain over step 1 (``top - base`` on the same public-size subsets), from ``bootstrap.csv``."""
+    return accuracy_estimate(bootstrap, f"{top} - {base}", name=f"{top} - {base}")
+
+
+def bootstrap_basis(bootstrap: pd.DataFrame, submission: str) -> str:
+    """Where an :func:`accuracy_estimate`'s interval comes from, in words."""
+    if bootstrap is None or "subset_size" not in bootstrap.columns or submission not in set(bootstrap["submission"]):
+        return "no bootstrap (test labels unknown)"
+    r = bootstrap.set_index("submission").loc[submission]
+    return (f"interval: 2.5-97.5% over {int(r['subsets'])} public-size subsets of {int(r['subset_size'])} "
+            "local test images (test-set noise of one training run each)")
+
+
+def ladder_gain_estimate(ladder_table: pd.DataFrame, *, top: str = "ensemble", base: str = "step1") -> Estimate:
+    """The ladder's ``top`` rung minus its ``base`` rung, paired by seed on the full local test set:
+    a t interval over the ladder's seeds (training noise; n = seeds, no interval when n < 2)."""
+    name = f"{top} - {base}, paired by seed"
+    nan = float("nan")
+    if ladder_table is None or "row" not in ladder_table.columns:
+        return Estimate(name, nan, nan, 0, nan, nan)
+    t = ladder_table.set_index("row")
+    cols = [c for c in t.columns if c.startswith("test_accuracy_seed")]
+    if top not in t.index or base not in t.index or not cols:
+        return Estimate(name, nan, nan, 0, nan, nan)
+    diffs = t.loc[top, cols].to_numpy(float) - t.loc[base, cols].to_numpy(float)
+    return t_interval(diffs, name=name)
+
+
+def gain_decision(est: Estimate, published: float = PUBLISHED_GAIN, *, scale: str,
+                  tolerance: float = 0.0) -> tuple[str, str]:
+    """A published gain against our estimate of it -> (verdict, rule).
+
+    :func:`anatomy.verdicts.gain_verdict` (inside the interval -> reproduced;
+    interval above 0 and below the published gain -> a gain exists but smaller;
+    above it -> larger; includes 0 -> no gain shown: contradicted at full scale
+    when it also excludes the published gain, else not at this scale), with one
+    guard: an interval that includes 0 (or none at all, n < 2) shows no gain, so
+    it never says "reproduced", even when it is wide enough to hold the
+    published value too.
+    """
+    verdict, rule = gain_verdict(est, published, scale=scale, tolerance=tolerance)
+    if not math.isfinite(est.mean):
+        return verdict, rule
+    rule += "; never reproduced without an interval that excludes 0"
+    if verdict == REPRODUCED and not (est.has_interval and est.lo > 0):
+        verdict = NOT_AT_SCALE
+    return verdict, rule
+
+
+def accuracy_decision(est: Estimate, published: float, *, scale: str, tolerance: float = 0.0) -> tuple[str, str]:
+    """A published public-leaderboard score against our public-size interval: :func:`against_published`."""
+    return against_published(est, published, scale=scale, tolerance=tolerance)
