@@ -31,22 +31,22 @@ def test_tiny_run_writes_every_output_and_they_parse(tiny_workflow):
     assert list(train.columns[:2]) == ["label", "pixel0"] and list(test.columns[:1]) == ["pixel0"]
     assert len(labels) == len(test) and labels["ImageId"].tolist() == list(range(1, len(test) + 1))
 
-    run = r / "crops" / "baseline" / "seed0"
+    run = r / "crops" / "baseline" / "seed1"
     assert (run / "predictions.npz").exists()
     hist = pd.read_csv(run / "history.csv")
     assert hist["epoch"].tolist() == [1, 2]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"} <= set(hist.columns)
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["epochs_run"] == 2 and metrics["seed"] == 0 and metrics["train_images"] == 500 and metrics["device"] in ("CPU", "GPU")
+    assert metrics["epochs_run"] == 2 and metrics["seed"] == 1 and metrics["train_images"] == 500 and metrics["device"] in ("CPU", "GPU")
     assert metrics["params"]["learning_rate"] == 0.002 and "tensorflow" in metrics["versions"]
     assert 0.3 < metrics["test"]["accuracy"] <= 1.0  # it learned something from 500 images
     assert (run / "model.keras").stat().st_size > 0
-    log = (r / "logs" / "crops" / "baseline_seed0.log").read_text()
+    log = (r / "logs" / "crops" / "baseline_seed1.log").read_text()
     assert "epoch 2/2" in log and "\r" not in log
-    assert (r / "benchmarks" / "crops" / "baseline_seed0.tsv").exists()
+    assert (r / "benchmarks" / "crops" / "baseline_seed1.tsv").exists()
     png = (r / "crops" / "figures" / "baseline_curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not (r / ".resume" / "crops" / "baseline" / "seed0").exists()  # backup removed once complete
+    assert not (r / ".resume" / "crops" / "baseline" / "seed1").exists()  # backup removed once complete
 
 
 def test_rerun_with_nothing_changed_runs_no_job(tiny_workflow):
@@ -58,18 +58,29 @@ def test_changing_one_value_reruns_only_the_jobs_it_touches(tiny_workflow):
     try:
         wf.write_config(tiny_config({"crops": {"learning_rate": 0.003}}))
         jobs = wf.dry_run_jobs()
+        # the confirmation runs follow once the checkpoint crops_select has chosen the windows again
         assert set(jobs) == {"crops_baseline", "crops_window", "crops_baseline_curves", "crops_aggregate",
-                             "crops_stacking", "summary", "all"}, jobs
+                             "crops_stacking", "crops_select", "crops_verdict", "summary", "all"}, jobs
         assert jobs["crops_baseline"] == 2 and jobs["crops_window"] == 5
         wf.write_config(tiny_config({"crops": {"window": {"size": 7}}}))
         jobs = wf.dry_run_jobs()
-        assert set(jobs) == {"crops_mask", "crops_window", "crops_aggregate", "crops_stacking", "summary", "all"}, jobs
+        assert set(jobs) == {"crops_mask", "crops_window", "crops_aggregate", "crops_stacking", "crops_select",
+                             "crops_verdict", "summary", "all"}, jobs
         wf.write_config(tiny_config({"data": {"digits": {"train_fraction": 0.5}}}))
         jobs = wf.dry_run_jobs()  # the digits study's jobs follow its data; nothing else does
         assert "digits_csv" in jobs and {j for j in jobs if not j.startswith("digits_")} == {"summary", "all"}, jobs
     finally:
         wf.write_config(original)
     assert wf.dry_run_jobs() == {}
+
+
+def test_nested_command_line_overrides_work(tiny_workflow):
+    """Snakemake passes nested --config values as strings; they are coerced by the schema's types."""
+    p = tiny_workflow.run("-n", "results/crops/baseline.csv", "--config",
+                          "crops={stopping: {max_epochs: 3, patience: 15, ratio: 0.995}}")
+    assert parse_job_counts(p.stdout + p.stderr)["crops_baseline"] == 2
+    bad = tiny_workflow.run("-n", "--config", "crops={stopping: {max_epochs: three}}", check=False)
+    assert bad.returncode != 0 and "crops.stopping.max_epochs" in bad.stdout + bad.stderr
 
 
 def test_bad_config_is_refused_before_any_job(tmp_path):
@@ -84,24 +95,25 @@ DIGITS_JOBS = {r: 1 for r in ("digits_arrays", "digits_folds", "digits_leaderboa
                                "digits_hardest", "digits_bootstrap", "digits_figure_fold_curves",
                                "digits_figure_ensemble_vs_single", "digits_figure_hardest",
                                "digits_figure_bootstrap", "digits_figure_ladder")}
-CORESET_JOBS = {"ellipses_h5": 1, "coreset_initial_weights": 1, "coreset_select": 2, "coreset_control": 3,
-                "coreset_aggregate": 1}
+CORESET_JOBS = {"ellipses_h5": 1, "coreset_initial_weights": 1, "coreset_select": 2, "coreset_aggregate": 1}
 
 
 @pytest.mark.parametrize("configfile, expected", [
-    ("config.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 3,
+    ("config.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 4,
                      "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 13, "crops_window": 13,
-                     "crops_aggregate": 1, "crops_stacking": 1, **DIGITS_JOBS, "digits_initial_weights": 2,
+                     "crops_aggregate": 1, "crops_stacking": 1, "crops_select": 1, "crops_verdict": 1, **DIGITS_JOBS, "digits_initial_weights": 2, "digits_fold_initial_weights": 2,
                      "digits_step1": 2, "digits_ladder": 6, "digits_fold": 6, "digits_submission": 3,
                      "digits_validate_submission": 3, "iic_train": 4, "iic_aggregate": 1,
                      "cifar_label_variant": 2, "cifar_pixel_variant": 4, "cifar_train": 14, "cifar_aggregate": 1,
-                     **CORESET_JOBS}),
-    ("full.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 3,
-                   "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 761, "crops_window": 761,
-                   "crops_aggregate": 1, "crops_stacking": 1, **DIGITS_JOBS, "digits_initial_weights": 2,
+                     **CORESET_JOBS, "coreset_control": 4, "coreset_control_matched": 4}),
+    ("full.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 4,
+                   "crops_baseline": 3, "crops_baseline_window_batch": 3, "crops_baseline_curves": 1,
+                   "crops_mask": 761, "crops_window": 761, "crops_aggregate": 1, "crops_stacking": 1,
+                   "crops_select": 1, "crops_verdict": 1, **DIGITS_JOBS, "digits_initial_weights": 2, "digits_fold_initial_weights": 2,
                    "digits_step1": 2, "digits_ladder": 6, "digits_fold": 10, "digits_submission": 2,
                    "digits_validate_submission": 2, "iic_train": 30, "iic_aggregate": 1,
-                   "cifar_label_variant": 10, "cifar_pixel_variant": 4, "cifar_train": 26, "cifar_aggregate": 1, **CORESET_JOBS}),
+                   "cifar_label_variant": 10, "cifar_pixel_variant": 4, "cifar_train": 26, "cifar_aggregate": 1, **CORESET_JOBS,
+                   "coreset_control": 4, "coreset_control_matched": 4}),
 ])
 def test_dry_runs_of_shipped_configs_list_the_expected_jobs(tmp_path, configfile, expected):
     import yaml
@@ -119,7 +131,7 @@ def test_report_builds_with_every_studys_figures(tiny_workflow):
     html = report.read_text(errors="replace")
     for name in ("heatmap_window.png", "importance.png", "stacking.png", "baseline_curves.png", "windows.csv",
                  "bn_lr.png", "labels.png", "p_over_epochs.gif", "confusion.png", "selected_vs_scanned.png",
-                 "score_vs_size.png", "ladder.png", "hardest.png", "summary.csv"):
+                 "score_vs_size.png", "ladder.png", "hardest.png", "summary.csv", "confirm.csv"):
         assert name in html, name
 
 
