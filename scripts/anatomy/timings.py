@@ -1,0 +1,89 @@
+"""Where a run's time went: per-study job-seconds from Snakemake's ``benchmark:`` files.
+
+``python -m anatomy.timings results/`` prints a markdown table (jobs and job-seconds per study,
+from ``results/benchmarks/<study>/*.tsv``), so that timing tables are generated, not typed.
+``--snapshot docs/results/quick --wall-seconds N`` also copies the run's ``summary.md`` there and
+writes ``timings.md`` with the commit, date, machine and wall time: the committed record of a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+
+def study_times(results) -> pd.DataFrame:
+    """One row per study: benchmarked jobs, their summed wall seconds and the longest job."""
+    rows = []
+    for study in sorted(p for p in (Path(results) / "benchmarks").iterdir() if p.is_dir()):
+        files = sorted(study.rglob("*.tsv"))
+        secs = {f.relative_to(study).with_suffix("").as_posix(): float(pd.read_csv(f, sep="\t")["s"].iloc[0])
+                for f in files}
+        if not secs:
+            continue
+        longest = max(secs, key=secs.get)
+        rows.append({"study": study.name, "jobs": len(secs), "job_seconds": round(sum(secs.values()), 1),
+                     "longest_job": longest, "longest_seconds": round(secs[longest], 1)})
+    df = pd.DataFrame(rows, columns=["study", "jobs", "job_seconds", "longest_job", "longest_seconds"])
+    if len(df):
+        df["share"] = (df["job_seconds"] / df["job_seconds"].sum()).round(3)
+    return df
+
+
+def markdown(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in df.itertuples(index=False)]
+    total = df["job_seconds"].sum() if len(df) else 0.0
+    lines.append(f"\nAll benchmarked jobs: {int(df['jobs'].sum()) if len(df) else 0}, {total:.0f} job-seconds.")
+    return "\n".join(lines)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def snapshot(results, dest, *, wall_seconds: float | None, command: str) -> Path:
+    """Copy ``summary.md`` of a finished run to ``dest`` and write ``timings.md`` beside it."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(results) / "summary.md", dest / "summary.md")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    wall = f"{wall_seconds / 60:.1f} min ({wall_seconds:.0f} s)" if wall_seconds else "not recorded"
+    head = [f"# Timings of `{command}`", "",
+            f"- date: {datetime.date.today().isoformat()}; commit: {commit or 'unknown'}",
+            f"- machine: {os.cpu_count()} CPU cores, {_cpu_model()}, {platform.system()} {platform.machine()}",
+            f"- wall time: {wall}", "",
+            "Job-seconds per study (sum of the jobs' wall times from `results/benchmarks/`; jobs run "
+            "side by side, so the wall time is less than the sum):", ""]
+    (dest / "timings.md").write_text("\n".join(head) + markdown(study_times(results)) + "\n")
+    return dest
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", nargs="?", default="results")
+    ap.add_argument("--snapshot", help="folder to copy summary.md to and write timings.md in")
+    ap.add_argument("--wall-seconds", type=float, help="the run's measured wall time")
+    ap.add_argument("--command", default="snakemake --cores all", help="the command that made the run")
+    a = ap.parse_args(argv)
+    if a.snapshot:
+        print(snapshot(a.results, a.snapshot, wall_seconds=a.wall_seconds, command=a.command) / "timings.md")
+    print(markdown(study_times(a.results)))
+
+
+if __name__ == "__main__":
+    main()
