@@ -692,17 +692,19 @@ def verdict(runs: "pd.DataFrame", *, pass_score: float, margin_sd: float = 2.0, 
                          "pairs are scored (last row)",
                  "verdict": "the selected fraction at this scale; the count depends on image size and stopping rule"})
     d = int(shuf["pairs_used"] - inord["pairs_used"])
-    rows.append({"claim": "pairs selected, shuffled order", "published": f"408 of {pub_n:,} (4.1%), run on the first "
-                                                                       "run's weights, scoring one pair and adding another",
+    rows.append({"claim": "pairs selected, shuffled order",
+                 "published": f"408 of {pub_n:,} (4.1%), run on the first run's weights, scoring one pair and "
+                              "adding another",
                  "measured": f"{int(shuf['pairs_used'])} of {n:,} ({shuf['pairs_used'] / n:.1%}) from fresh weights",
                  "statistic": f"shuffled - in order = {d:+d} pairs, one run each", "n": 1, "spread": float("nan"),
                  "rule": "order matters little when the counts differ by at most 25% of the in-order count",
                  "verdict": ("order matters little" if abs(d) <= 0.25 * inord["pairs_used"]
                              else "the count depends on the scan order")})
     soft = float(inord["test_score_soft_as_published"])
-    rows.append({"claim": "test score of the selected model", "published": "0.9928 (soft sigmoid; a model trained on up "
-                                                                         "to 271 + 408 pairs)",
-                 "measured": f"{sel:.4f} thresholded, {soft:.4f} soft as published, mean IoU {inord['test_mean_iou']:.3f}",
+    rows.append({"claim": "test score of the selected model",
+                 "published": "0.9928 (soft sigmoid; a model trained on up to 271 + 408 pairs)",
+                 "measured": f"{sel:.4f} thresholded, {soft:.4f} soft as published, "
+                             f"mean IoU {inord['test_mean_iou']:.3f}",
                  "statistic": f"soft - thresholded = {soft - sel:+.4f}, one model, mean over the test pairs", "n": 1,
                  "spread": float("nan"), "rule": "the soft score flatters when it is above the thresholded one",
                  "verdict": ("the soft score flatters the model" if soft > sel
