@@ -41,6 +41,7 @@ rule coreset_initial_weights:
     params:
         model="residual_unet",
         train=coreset_train_params(),
+    priority: 1  # the selections wait for it (rule priorities do not pass upstream)
     script:
         "../scripts/coreset_init.py"
 
@@ -67,6 +68,7 @@ rule coreset_select:
     wildcard_constraints:
         order="in_order|shuffled",
     # the longest jobs, and the matched controls wait for the in-order one: start them first
+    # (their upstream rules, ellipses_h5 and coreset_initial_weights, carry the priority too)
     priority: 1
     threads: config["threads"]
     resources:

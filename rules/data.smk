@@ -63,6 +63,8 @@ rule ellipses_h5:
     params:
         ellipses=config["data"]["ellipses"],
         seed=config["seed"],
+    # on the critical path: the coreset selections (the longest jobs) wait for it
+    priority: 1
     resources:
         mem_mb=4000,
     script:
