@@ -120,7 +120,7 @@ class Workflow:
         self.config = config
         (self.path / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
-    def run(self, *args, check=True, timeout=900) -> subprocess.CompletedProcess:
+    def run(self, *args, check=True, timeout=1500) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(self.path),
                "--cores", "2", *args]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
