@@ -41,13 +41,14 @@ TINY = {
     "scale": "tiny",
     "coreset": {
         "enabled": True,
-        "model": {"start_neurons": 2, "depth": 2, "dropout": 0.1, "batch_norm_momentum": 0.9},
+        # depth 1: tracing the U-Net's training step costs ~20 s at depth 2 on 2 CPU cores, ~10 s at depth 1
+        "model": {"start_neurons": 2, "depth": 1, "dropout": 0.1, "batch_norm_momentum": 0.9},
         "batch_size": 16,
         "learning_rate": 0.003,
         "stopping": {"target": 0.85, "pass_factor": 0.95, "max_epochs": 3},
         "selection": {"initial": 4, "scan_batch": 20, "max_epochs_per_addition": 1, "test_checkpoints": 2,
                       "shuffle_seed": 1},
-        "controls": {"random_seeds": [1, 2], "margin_sd": 2},
+        "controls": {"random_seeds": [1], "margin_sd": 2},  # n = 1: the unsettled path (n >= 2 in unit tests)
         "keep_predictions": 4,
     },
     "threads": 1,
@@ -64,7 +65,7 @@ TINY = {
         "stopping": {"max_epochs": 2, "patience": 15, "ratio": 0.995},
         "baseline": {"batch_size": 64, "seeds": [1, 2]},
         "window": {"size": 9, "batch_size": 64},
-        "grids": {"window": {"rows": [0, 10], "cols": [1, 14]}, "as_published": {"rows": [0], "cols": [14]}},
+        "grids": {"window": {"rows": [0], "cols": [1, 14]}, "as_published": {"rows": [0], "cols": [14]}},
         "stacking": {"k": 2},
         "confirm": {"top": 1, "alpha": 0.05},
     },

@@ -411,7 +411,7 @@ def test_a_matched_control_makes_exactly_the_selections_gradient_steps(tmp_path)
 
     section = {**SECTION, "train_size": 20, "test_size": 4, "image_size": 32}
     ellipses.build_ellipses(tmp_path / "train.h5", tmp_path / "test.h5", section, seed=0)
-    params = {"image_size": 32, "model": {"start_neurons": 2, "depth": 2, "dropout": 0.1, "batch_norm_momentum": 0.9},
+    params = {"image_size": 32, "model": {"start_neurons": 2, "depth": 1, "dropout": 0.1, "batch_norm_momentum": 0.9},
               "batch_size": 8, "learning_rate": 0.003,
               "stopping": {"target": 0.85, "pass_factor": 0.95, "max_epochs": 2},
               "selection": {"initial": 4, "scan_batch": 20, "max_epochs_per_addition": 1, "test_checkpoints": 2,

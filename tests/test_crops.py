@@ -181,7 +181,7 @@ def test_stacking_across_scores_average_stack_and_control():
 def test_tiny_workflow_writes_the_crops_tables_and_figures(tiny_workflow):
     r = tiny_workflow.path / "results" / "crops"
     w = pd.read_csv(r / "windows.csv")
-    assert len(w) == 5 and set(w["mask"]) == {"window", "as_published"}
+    assert len(w) == 3 and set(w["mask"]) == {"window", "as_published"}
     assert {"i", "j", "best_val_accuracy", "epoch_of_best", "epochs_run", "seconds", "ink_kept",
             "test_accuracy", "selected_for_confirmation"} <= set(w.columns)
     pub = w[w["mask"] == "as_published"].iloc[0]

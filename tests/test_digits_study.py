@@ -571,8 +571,10 @@ def test_the_study_runs_unchanged_on_files_in_the_competitions_format(tmp_path):
     config = tiny_config({"data": {"digits": {"source": "kaggle", "path": str(kaggle)}},
                           "digits": {"tta": {"enabled": False, "copies": 1}, "hardest": {"top": 10, "show": 4}}})
     wf = Workflow(tmp_path / "wf", config)
-    targets = [f"results/digits/{t}.csv" for t in DIGITS_TABLES] + \
-              [f"results/digits/figures/{f}.png" for f in DIGITS_FIGURES] + \
+    # the ladder's three trainings are left out here (the tiny workflow runs them): they read nothing the
+    # competition's format changes
+    targets = [f"results/digits/{t}.csv" for t in DIGITS_TABLES if t != "ladder"] + \
+              [f"results/digits/figures/{f}.png" for f in DIGITS_FIGURES if f != "ladder"] + \
               [f"results/digits/submissions/submission_{n}.validated" for n in ("simple", "ensemble")]
     wf.run(*targets)
     dg = wf.path / "results" / "digits"
@@ -584,7 +586,6 @@ def test_the_study_runs_unchanged_on_files_in_the_competitions_format(tmp_path):
     board = pd.read_csv(dg / "leaderboard.csv")
     assert board["test_accuracy"].isna().all() and board["note"].str.startswith("unknown").all()
     assert board["own_fold_val_accuracy"].dropna().between(0, 1).all()
-    assert pd.read_csv(dg / "ladder.csv")["holdout_accuracy_mean"].between(0, 1).all()
     assert pd.read_csv(dg / "bootstrap.csv")["note"].str.startswith("unknown").all()
     assert len(pd.read_csv(dg / "hardest.csv")) == 10
     _assert_fold_inits(wf.path / "results", seeds=[0], folds=2)

@@ -44,7 +44,7 @@ def _vgg_noisy_bn():
 def _unet():
     from anatomy.models.unet import compile_unet, residual_unet
 
-    m = compile_unet(residual_unet(image_size=32, start_neurons=4, depth=2, dropout=0.1), learning_rate=1e-3)
+    m = compile_unet(residual_unet(image_size=32, start_neurons=4, depth=1, dropout=0.1), learning_rate=1e-3)
     return m, np.random.rand(4, 32, 32, 3).astype("float32"), (np.random.rand(4, 32, 32, 1) > 0.7).astype("float32")
 
 

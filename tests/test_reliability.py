@@ -202,10 +202,11 @@ def test_fresh_run_reproduces_the_tiny_workflow_and_survives_divergence(tiny_wor
     Item 5: a diverging run ends cleanly inside the workflow."""
     diverging = f"nobn_lr{DIVERGING_LR:g}"
     wf = Workflow(tmp_path, tiny_config({"cifar": {"lr_grid": [0.05, DIVERGING_LR]}}))
-    runs = ["crops/baseline/seed0", "crops/baseline/seed1", "digits/step1/seed0", "cifar/runs/bn_lr0.05"]
+    seeds = wf.config["crops"]["baseline"]["seeds"]
+    runs = [*[f"crops/baseline/seed{s}" for s in seeds[:2]], "digits/step1/seed0", "cifar/runs/bn_lr0.05"]
     wf.run("results/digits/submissions/submission_simple.csv", "results/cifar/runs/bn_lr0.05/metrics.json",
            f"results/cifar/runs/{diverging}/metrics.json",
-           *[f"results/crops/init/seed{s}.weights.h5" for s in (0, 1)])
+           *[f"results/crops/init/seed{s}.weights.h5" for s in seeds[:2]])
     # only the two baselines are left to run: on 2 cores they start together
     with open(wf.path / "results" / "data" / "mnist.h5", "rb") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -30,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, Workflow, tiny_config
+from conftest import ROOT, Workflow
 
 pytestmark = pytest.mark.slurm
 
@@ -283,19 +282,16 @@ def run_snakemake_on_slurm(cluster: Cluster, wf: Workflow, *args: str) -> tuple[
 
 
 @pytest.fixture(scope="module")
-def slurm_and_local(cluster, tmp_path_factory):
-    config = tiny_config()
-    on_slurm = Workflow(tmp_path_factory.mktemp("on_slurm"), config)
-    local = Workflow(tmp_path_factory.mktemp("local"), config)
+def slurm_and_local(cluster, tmp_path_factory, tiny_workflow):
+    """The target on SLURM, beside the session's local tiny run (the same config, so the same target)."""
+    on_slurm = Workflow(tmp_path_factory.mktemp("on_slurm"), tiny_workflow.config)
+    local = tiny_workflow
     t0 = time.time()
-    with ThreadPoolExecutor(1) as pool:  # the local run fills the time SLURM jobs spend waiting
-        local_run = pool.submit(local.run, TARGET)
-        # threads -> cpus_per_task -> sbatch --cpus-per-task, seen on a job whose output does not
-        # depend on its thread count (a seeded weights file)
-        rc, out = run_snakemake_on_slurm(cluster, on_slurm, TARGET,
-                                         "--set-threads", f"crops_initial_weights={init_threads(cluster)}")
-        print(f"snakemake --profile profiles/slurm {TARGET}: {time.time() - t0:.1f} s")
-        local_run.result()
+    # threads -> cpus_per_task -> sbatch --cpus-per-task, seen on a job whose output does not
+    # depend on its thread count (a seeded weights file)
+    rc, out = run_snakemake_on_slurm(cluster, on_slurm, TARGET,
+                                     "--set-threads", f"crops_initial_weights={init_threads(cluster)}")
+    print(f"snakemake --profile profiles/slurm {TARGET}: {time.time() - t0:.1f} s")
     assert rc == 0, f"snakemake on SLURM failed ({rc}):\n{out[-8000:]}\n{cluster.logs()}"
     return on_slurm, local, out
 

@@ -85,7 +85,8 @@ def coerce_strings(value, schema: dict, root: dict | None = None):
         return [coerce_strings(v, items, root) for v in value] if isinstance(items, dict) else value
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else list(types)
-    if isinstance(value, str) and "string" not in types and set(types) & set(_SCALARS):
+    # An empty string is not a value (YAML would read it as null): it stays a string, and is refused.
+    if isinstance(value, str) and value.strip() and "string" not in types and set(types) & set(_SCALARS):
         try:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError:

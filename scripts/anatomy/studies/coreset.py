@@ -184,7 +184,9 @@ def make_predictor(model, batch_size: int):
     """Probabilities of the model in inference mode, in batches (one traced function)."""
     import tensorflow as tf
 
-    fn = tf.function(lambda a: model(a, training=False), reduce_retracing=True)
+    # one trace for every batch size (the scan's chunks, the selected set, the test set)
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    fn = tf.function(lambda a: model(a, training=False), input_signature=[spec])
 
     def predict(x_uint8):
         out = []
