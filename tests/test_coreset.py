@@ -388,6 +388,36 @@ def test_keras_metric_agrees_with_numpy():
     assert float(coreset.score_keras(y, p)) == pytest.approx(coreset.pair_scores(y, p).mean(), abs=1e-6)
 
 
+def test_the_compiled_step_selects_exactly_the_pairs_train_on_batch_selects():
+    """The selection's speed-up (one trace for every batch size, no per-call overhead) changes no result:
+    from the same weights and dropout seeds, both steps select the same pairs after the same epochs."""
+    pytest.importorskip("tensorflow")
+    import keras
+
+    from anatomy.models.unet import compile_unet, residual_unet
+    from anatomy.training.step import make_train_step
+
+    rng = np.random.default_rng(5)
+    y = ellipses.make_ellipses(16, {**SECTION, "image_size": 32}, rng)[1]
+    x = (rng.integers(0, 100, (16, 32, 32, 3)) + 155 * (y > 0)).astype(np.uint8)  # bright ships: learnt in a few steps
+    params = {"batch_size": 4, "stopping": {"target": 0.5, "pass_factor": 1.0, "max_epochs": 10},
+              "selection": {"initial": 2, "scan_batch": 5, "max_epochs_per_addition": 3}}
+    out = {}
+    for name in ("train_on_batch", "compiled"):
+        keras.utils.set_random_seed(0)  # the same initial weights and dropout seeds
+        model = compile_unet(residual_unet(32, start_neurons=2, depth=1, dropout=0.1, batch_norm_momentum=0.9),
+                             learning_rate=0.01)
+        step = model.train_on_batch if name == "train_on_batch" else make_train_step(model)
+        state = coreset.select_in_memory(model, x, y, params, train_batch=step, seed=0)
+        out[name] = (state.selected, [r["epochs"] for r in state.rows], model.get_weights(),
+                     int(model.optimizer.iterations.numpy()))
+    (sel_a, ep_a, w_a, it_a), (sel_b, ep_b, w_b, it_b) = out["train_on_batch"], out["compiled"]
+    assert 2 < len(sel_a) < len(x)  # a real selection: some pairs joined, some passed
+    assert sel_a == sel_b and ep_a == ep_b and it_a == it_b
+    for a, b in zip(w_a, w_b):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
 def test_unet_shape_and_loss():
     pytest.importorskip("tensorflow")
     from anatomy.models.unet import bce_dice_loss, residual_unet

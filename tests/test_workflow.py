@@ -61,7 +61,7 @@ def test_changing_one_value_reruns_only_the_jobs_it_touches(tiny_workflow):
         # the confirmation runs follow once the checkpoint crops_select has chosen the windows again
         assert set(jobs) == {"crops_baseline", "crops_window", "crops_baseline_curves", "crops_aggregate",
                              "crops_stacking", "crops_select", "crops_verdict", "summary", "all"}, jobs
-        assert jobs["crops_baseline"] == 2 and jobs["crops_window"] == 5
+        assert jobs["crops_baseline"] == 2 and jobs["crops_window"] == 3
         wf.write_config(tiny_config({"crops": {"window": {"size": 7}}}))
         jobs = wf.dry_run_jobs()
         assert set(jobs) == {"crops_mask", "crops_window", "crops_aggregate", "crops_stacking", "crops_select",

@@ -309,7 +309,42 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
     unet_ours(), unet_theirs()
     add("unet", f"coreset residual U-Net {section['image_size']} px (train_on_batch loop vs fit)", b,
         *side_by_side(unet_ours, unet_theirs, repeats), flops=training_flops(model))
+    rows.append(bench_selection(cfg, n_pairs=max(12, int(round(40 * scale))), device=device))
     return rows, rates
+
+
+def bench_selection(cfg: dict, *, n_pairs: int, device: str) -> dict:
+    """The coreset selection from fresh weights, tracing included: the compiled step vs ``train_on_batch``.
+
+    Both start from the same weights and dropout seeds and must select the same
+    pairs (the notes say whether they did). The compiled step runs first, so any
+    warm cache in this process favours the old loop.
+    """
+    import keras
+
+    from anatomy.data.ellipses import make_ellipses
+    from anatomy.models.unet import compile_unet, residual_unet
+    from anatomy.studies.coreset import select_in_memory, unet_kwargs
+    from anatomy.training.step import make_train_step
+
+    cs, section = cfg["coreset"], cfg["data"]["ellipses"]
+    x, y = make_ellipses(n_pairs, section, np.random.default_rng(1))[:2]
+    params = {**cs, "image_size": section["image_size"]}
+
+    def selection(compiled: bool):
+        keras.utils.set_random_seed(0)
+        model = compile_unet(residual_unet(**unet_kwargs(params)), learning_rate=cs["learning_rate"])
+        t0 = time.perf_counter()
+        state = select_in_memory(model, x, y, params, seed=0,
+                                 train_batch=make_train_step(model) if compiled else model.train_on_batch)
+        return time.perf_counter() - t0, state.selected
+
+    t_new, new = selection(True)
+    t_old, old = selection(False)
+    return row("pipeline/coreset_selection", f"coreset selection of {n_pairs} pairs from fresh weights, tracing "
+               "included: compiled step vs train_on_batch", n_pairs / t_new, n_pairs / t_old, "pairs/s", goal=2,
+               device=device, notes=f"{t_new:.1f} s vs {t_old:.1f} s; {len(new)} pairs selected; the same pairs: "
+               + ("yes" if new == old else "NO"))
 
 
 # ---------------------------------------------------------------- 2. augmentation

@@ -197,12 +197,14 @@ def make_predictor(model, batch_size: int):
     return predict
 
 
-def train_until(model, x, y, indices, *, target: float, max_epochs: int, batch_size: int, seed: int, phase: int,
-                predict) -> tuple[float, int]:
+def train_until(train_batch, x, y, indices, *, target: float, max_epochs: int, batch_size: int, seed: int,
+                phase: int, predict) -> tuple[float, int]:
     """Epochs over ``indices`` (at least one) until the inference-mode score on them exceeds ``target``.
 
-    Batches come from a NumPy generator seeded by (seed, phase, epoch), so a
-    resumed run trains exactly as an uninterrupted one.
+    ``train_batch(x, y)`` makes one gradient step (:func:`anatomy.training.step.make_train_step`,
+    or ``model.train_on_batch``: the same steps, traced twice as often). Batches
+    come from a NumPy generator seeded by (seed, phase, epoch), so a resumed run
+    trains exactly as an uninterrupted one.
     """
     idx = np.asarray(indices)
     metric = float("nan")
@@ -210,11 +212,36 @@ def train_until(model, x, y, indices, *, target: float, max_epochs: int, batch_s
         perm = np.random.default_rng([seed, phase, epoch]).permutation(idx)
         for s in range(0, len(perm), batch_size):
             b = np.sort(perm[s:s + batch_size])
-            model.train_on_batch(*_load(x[b], y[b]))
+            train_batch(*_load(x[b], y[b]))
         metric = float(pair_scores(y[idx], predict(x[idx])).mean())
         if metric > target:
             return metric, epoch + 1
     return metric, max_epochs
+
+
+def selection_trainer(train_batch, x, y, params: dict, *, seed: int, predict, state: Selection) -> Callable:
+    """``train_on(indices)`` for :func:`select_coreset`: the first phase up to ``stopping.max_epochs``, each
+    later one up to ``selection.max_epochs_per_addition``, batches seeded by the phase."""
+    stop, sel = params["stopping"], params["selection"]
+
+    def train_on(indices):
+        return train_until(train_batch, x, y, indices, target=stop["target"], batch_size=params["batch_size"],
+                           seed=seed, phase=len(state.rows), predict=predict,
+                           max_epochs=stop["max_epochs"] if not state.rows else sel["max_epochs_per_addition"])
+
+    return train_on
+
+
+def select_in_memory(model, x, y, params: dict, *, train_batch, seed: int, shuffle_seed: int | None = None
+                     ) -> Selection:
+    """The selection on arrays, without files, backups or test checkpoints (the benchmark, the tests)."""
+    sel, stop = params["selection"], params["stopping"]
+    predict = make_predictor(model, max(PREDICT_BATCH, sel["scan_batch"]))
+    state = Selection(order=scan_order(len(x), shuffle_seed).tolist())
+    return select_coreset(state, score_pairs=lambda idx: pair_scores(y[idx], predict(x[idx])),
+                          train_on=selection_trainer(train_batch, x, y, params, seed=seed, predict=predict, state=state),
+                          initial=sel["initial"], pass_score=stop["target"] * stop["pass_factor"],
+                          scan_batch=sel["scan_batch"])
 
 
 def _evaluate(predict, x_train, y_train, scanned, x_test, y_test, pass_score: float, keep: int) -> tuple[dict, dict]:
@@ -279,6 +306,7 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
     from anatomy.io import atomic_path, read_dataset_h5, write_json
     from anatomy.training.contract import install_sigterm_handler, load_backup, run_fingerprint, save_backup, \
         save_model, write_history_csv
+    from anatomy.training.step import make_train_step
 
     t_start = time.time()
     model, device = _setup(init_weights=init_weights, params=params, threads=threads, seed=seed,
@@ -288,6 +316,7 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
     sel, stop = params["selection"], params["stopping"]
     pass_score = stop["target"] * stop["pass_factor"]
     predict = make_predictor(model, max(PREDICT_BATCH, sel["scan_batch"]))
+    train_batch = make_train_step(model)
     state = Selection(order=scan_order(len(x), shuffle_seed).tolist())
     backup = Path(files["backup"])
     fingerprint = run_fingerprint(model, SimpleNamespace(x=x, y=y), 0, {"params": params, "seed": seed,
@@ -301,11 +330,7 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
     install_sigterm_handler()
     checkpoints = list(np.linspace(0, len(x), sel["test_checkpoints"] + 1)[1:].round().astype(int))
 
-    def train_on(indices):
-        return train_until(model, x, y, indices, target=stop["target"], batch_size=params["batch_size"], seed=seed,
-                           phase=len(state.rows), predict=predict,
-                           max_epochs=stop["max_epochs"] if not state.rows else sel["max_epochs_per_addition"])
-
+    train_on = selection_trainer(train_batch, x, y, params, seed=seed, predict=predict, state=state)
     last_backup = [time.perf_counter()]
 
     def on_step(s):
