@@ -100,7 +100,7 @@ CORESET_JOBS = {"ellipses_h5": 1, "coreset_initial_weights": 1, "coreset_select"
 
 @pytest.mark.parametrize("configfile, expected", [
     ("config.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 4,
-                     "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 13, "crops_window": 13,
+                     "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 8, "crops_window": 8,
                      "crops_aggregate": 1, "crops_stacking": 1, "crops_select": 1, "crops_verdict": 1, **DIGITS_JOBS, "digits_initial_weights": 2, "digits_fold_initial_weights": 2,
                      "digits_step1": 2, "digits_ladder": 6, "digits_fold": 6, "digits_submission": 3,
                      "digits_validate_submission": 3, "iic_train": 4, "iic_aggregate": 1,
