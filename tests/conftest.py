@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import subprocess
 import sys
@@ -15,15 +14,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-
-def deep_update(base: dict, new: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in new.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = deep_update(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
+from anatomy.plan import deep_merge as deep_update, parse_job_counts  # noqa: E402  (used by the tests)
 
 
 def write_tiny_npz(path, *, kind: str, n_train: int, n_test: int) -> Path:
@@ -134,25 +125,6 @@ class Workflow:
         """Job counts per rule from a dry run ({} when nothing is to be done)."""
         p = self.run("-n", *args)
         return parse_job_counts(p.stdout + p.stderr)
-
-
-def parse_job_counts(text: str) -> dict:
-    counts, on = {}, False
-    for line in text.splitlines():
-        s = line.strip()
-        if s.startswith("job") and "count" in s:
-            on = True
-            continue
-        if on:
-            if not s or s.startswith("-"):
-                continue
-            parts = s.split()
-            if len(parts) != 2 or not parts[1].isdigit():
-                break
-            if parts[0] == "total":
-                break
-            counts[parts[0]] = int(parts[1])
-    return counts
 
 
 @pytest.fixture(scope="session")

@@ -181,7 +181,7 @@ def build_data(folder: Path) -> dict:
 
 # ---------------------------------------------------------------- 1. input pipeline
 
-def _fit_rates(model, data_fn, x_np, y_np, *, batch: int, steps: int, repeats: int) -> tuple[float, float]:
+def _fit_rates(model, data_fn, x_np, y_np, *, batch: int, steps: int, compare: Callable) -> tuple[float, float]:
     """Images/s of ``fit`` on the workflow's ArrayData vs on NumPy arrays, same model, batch, steps."""
     n = batch * steps
 
@@ -193,11 +193,15 @@ def _fit_rates(model, data_fn, x_np, y_np, *, batch: int, steps: int, repeats: i
         model.fit(x_np[:n], y_np[:n], batch_size=batch, epochs=1, verbose=0, shuffle=True)
         return n
 
-    ours(), theirs()  # warm-up: tracing, allocation
-    return side_by_side(ours, theirs, repeats)
+    return compare(ours, theirs)
 
 
-def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device: str) -> tuple[list, dict]:
+def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device: str,
+                   ours_only: bool = False) -> tuple[list, dict]:
+    """The training step of every study's model on the workflow's data path vs ``model.fit`` on arrays.
+
+    ``ours_only`` (``anatomy.plan``): the workflow's side alone, for its speed; no comparison rows are kept.
+    """
     import keras
     import tensorflow as tf
 
@@ -211,9 +215,18 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
     from anatomy.studies.cifar import MEAN, STD
     from anatomy.studies.iic import make_twin, transform_names
     from anatomy.training.pipeline import ArrayData
+    from anatomy.training.step import make_train_step
 
     rows, rates = [], {}
     steps = lambda s: max(2, int(round(s * scale)))  # noqa: E731
+
+    def compare(ours, theirs):
+        """Warm-up (tracing, allocation), then both sides interleaved; ours alone when planning."""
+        if ours_only:
+            ours()
+            return best_rate(ours, repeats), float("nan")
+        ours(), theirs()
+        return side_by_side(ours, theirs, repeats)
 
     def add(name, model_name, batch, ours, theirs, flops=None):
         rates[name] = {"ours": ours, "theirs": theirs, "batch": batch, "flops": flops}
@@ -227,14 +240,15 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
     b = cfg["crops"]["baseline"]["batch_size"]
     data = lambda n: ArrayData(x[:n], y[:n], batch_size=b, seed=0, target=lambda t: keras.ops.one_hot(t, 10))  # noqa: E731
     xf, yh = x.astype("float32") / 255.0, np.eye(10, dtype="float32")[y]
-    add("mnist_cnn", "crops MNIST CNN", b, *_fit_rates(model, data, xf, yh, batch=b, steps=steps(60), repeats=repeats),
+    add("mnist_cnn", "crops MNIST CNN", b, *_fit_rates(model, data, xf, yh, batch=b, steps=steps(60), compare=compare),
         flops=training_flops(model))
 
     # the same CNN at batch 128: the compute-efficiency row
-    add("mnist_cnn_b128", "crops MNIST CNN", 128,
-        *_fit_rates(model, lambda n: ArrayData(x[:n], y[:n], batch_size=128, seed=0,
-                                             target=lambda t: keras.ops.one_hot(t, 10)),
-                    xf, yh, batch=128, steps=steps(45), repeats=repeats), flops=training_flops(model))
+    if not ours_only:
+        add("mnist_cnn_b128", "crops MNIST CNN", 128,
+            *_fit_rates(model, lambda n: ArrayData(x[:n], y[:n], batch_size=128, seed=0,
+                                                 target=lambda t: keras.ops.one_hot(t, 10)),
+                        xf, yh, batch=128, steps=steps(45), compare=compare), flops=training_flops(model))
 
     # digits: CNNMedium (no augmentation on either side; augmentation has its own rows)
     b = cfg["digits"]["batch_size"]
@@ -242,7 +256,7 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
     compile_cnn_medium(model, learning_rate=1e-3)
     add("cnn_medium", "digits CNNMedium", b,
         *_fit_rates(model, lambda n: ArrayData(x[:n], y[:n], batch_size=b, seed=0), xf, y, batch=b, steps=steps(150),
-                    repeats=repeats), flops=training_flops(model))
+                    compare=compare), flops=training_flops(model))
 
     # cifar: the VGG-like net (config widths) on the TFRecord shards
     c = cfg["cifar"]
@@ -256,7 +270,7 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
     b = c["batch_size"]
     add("vgg", f"cifar VGG-like {c['model']['widths']}", b,
         *_fit_rates(model, lambda n: ArrayData(xc[:n], yc[:n], batch_size=b, seed=0, preprocess=prep), np.asarray(prep(xc)), yc,
-                    batch=b, steps=steps(80), repeats=repeats), flops=training_flops(model))
+                    batch=b, steps=steps(80), compare=compare), flops=training_flops(model))
 
     # iic: twins made on the fly in tf.data (ours) vs twins made once up front in NumPy (theirs)
     p = cfg["iic"]
@@ -280,8 +294,7 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
         trainer.fit((xi, twins), np.zeros(n, "float32"), batch_size=b, epochs=1, verbose=0)
         return n
 
-    iic_ours(), iic_theirs()
-    add("iic_net", "IIC net (twins made in the pipeline vs precomputed)", b, *side_by_side(iic_ours, iic_theirs, repeats),
+    add("iic_net", "IIC net (twins made in the pipeline vs precomputed)", b, *compare(iic_ours, iic_theirs),
         flops=2 * training_flops(net))
 
     # coreset: the U-Net (config size) trained batch by batch from the HDF5 arrays, as the selection does
@@ -297,19 +310,19 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
     xe, ye = make_ellipses(n, section, np.random.default_rng(0))[:2]
     xef, yef = xe.astype("float32") / 255.0, ye.astype("float32")
 
-    def unet_ours():  # the selection's loop: train_on_batch on slices of the in-memory arrays
+    unet_step = make_train_step(model)
+
+    def unet_ours():  # the selection's loop: the compiled step on slices of the in-memory arrays
         for s in range(0, n, b):
-            model.train_on_batch(xe[s:s + b].astype("float32") / 255.0, ye[s:s + b].astype("float32"))
+            unet_step(xe[s:s + b].astype("float32") / 255.0, ye[s:s + b].astype("float32"))
         return n
 
     def unet_theirs():
         model.fit(xef, yef, batch_size=b, epochs=1, verbose=0)
         return n
 
-    unet_ours(), unet_theirs()
-    add("unet", f"coreset residual U-Net {section['image_size']} px (train_on_batch loop vs fit)", b,
-        *side_by_side(unet_ours, unet_theirs, repeats), flops=training_flops(model))
-    rows.append(bench_selection(cfg, n_pairs=max(12, int(round(40 * scale))), device=device))
+    add("unet", f"coreset residual U-Net {section['image_size']} px (the selection's compiled step vs fit)", b,
+        *compare(unet_ours, unet_theirs), flops=training_flops(model))
     return rows, rates
 
 
@@ -685,7 +698,7 @@ def run(*, out: Path, parts=PARTS, scale: float = 1.0, repeats: int = 3, workdir
         if needs_rates:
             r, rates = bench_pipeline(paths, cfg, scale=scale, repeats=repeats, device=device)
             if "pipeline" in parts:
-                rows += r
+                rows += r + [bench_selection(cfg, n_pairs=max(12, int(round(40 * scale))), device=device)]
         if "augment" in parts:
             rows += bench_augment(paths, cfg, rates, scale=scale, repeats=repeats, device=device)
         if "synthetic" in parts:

@@ -678,6 +678,12 @@ def _full_vs_selection(selected: float, full: float, random_scores, *, margin_sd
     return {"verdict": text, "n": n, "spread": sd, "statistic": statistic, "rule": rule, "diff": diff}
 
 
+def _tested(claim: str, published: str, measured: str, v: dict) -> dict:
+    """A verdict row whose statistic, n, spread, rule and verdict come from a test's result ``v``."""
+    return {"claim": claim, "published": published, "measured": measured,
+            **{k: v[k] for k in ("statistic", "n", "spread", "rule", "verdict")}}
+
+
 def verdict(runs: "pd.DataFrame", *, pass_score: float, margin_sd: float = 2.0, level: float = 0.975) -> "pd.DataFrame":
     """The study's answer to the post's 271 / 408 / 0.9928 and its two implicit claims.
 
@@ -739,22 +745,17 @@ def verdict(runs: "pd.DataFrame", *, pass_score: float, margin_sd: float = 2.0, 
     sv = selection_vs_controls(sel, rand_m[score].to_numpy(), margin_sd=margin_sd, level=level)
     stop_text = (f"; stop at target (not the verdict's budget): random {scores(rand_s)} after {steps_of(rand_s)} steps"
                  if len(rand_s) else "")
-    rows.append({"claim": "selection beats a random subset of the same size (matched gradient steps)",
-                 "published": "not tested",
-                 "measured": f"selected {sel:.4f} after {steps} gradient steps vs random subsets {scores(rand_m)} "
-                             f"after {steps_of(rand_m)} steps{stop_text}",
-                 "statistic": sv["statistic"], "n": sv["n"], "spread": sv["spread"], "rule": sv["rule"],
-                 "verdict": sv["verdict"]})
+    rows.append(_tested("selection beats a random subset of the same size (matched gradient steps)", "not tested",
+                        f"selected {sel:.4f} after {steps} gradient steps vs random subsets {scores(rand_m)} "
+                        f"after {steps_of(rand_m)} steps{stop_text}", sv))
     if full_m is not None:
         fv = _full_vs_selection(sel, float(full_m[score]), rand_m[score].to_numpy(), margin_sd=margin_sd, level=level)
         stop_full = (f"; stop at target: full set {full_s[score]:.4f} after {int(full_s['gradient_steps'])} steps"
                      if full_s is not None else "")
-        rows.append({"claim": "the full set scores below the selection (matched gradient steps)",
-                     "published": "implied (selection needs only 2.7% of the pairs)",
-                     "measured": f"selected {sel:.4f} vs full set {full_m[score]:.4f}, both after "
-                                 f"{int(full_m['gradient_steps'])} gradient steps{stop_full}",
-                     "statistic": fv["statistic"], "n": fv["n"], "spread": fv["spread"], "rule": fv["rule"],
-                     "verdict": fv["verdict"]})
+        rows.append(_tested("the full set scores below the selection (matched gradient steps)",
+                            "implied (selection needs only 2.7% of the pairs)",
+                            f"selected {sel:.4f} vs full set {full_m[score]:.4f}, both after "
+                            f"{int(full_m['gradient_steps'])} gradient steps{stop_full}", fv))
     rc = inord.get("recheck_pairs", n)
     rc = int(rc) if rc is not None and np.isfinite(rc) else n
     rows.append({"claim": f"every training pair now scores >= {pass_score:.4f}", "published": "asserted, never checked",
