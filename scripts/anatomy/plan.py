@@ -18,6 +18,7 @@ import math
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import yaml
@@ -30,7 +31,8 @@ UNKNOWNS = (
     "Early stopping (crops) and the stop-at-target controls (coreset) end runs sooner: the estimate takes "
     "their maximum epochs.",
     "The coreset selection's cost depends on how many pairs join; it is estimated from the selected fraction "
-    "(a finished run's under results/ when present, else the post's 2.7%), one epoch per addition.",
+    "(a finished run's under results/ when present, else the post's 2.7%), one epoch per addition, the first "
+    "phase at its maximum epochs.",
     "Speeds are this machine's: a GPU's are unknown until measured there (run this on the GPU box).",
     "Augmentation, the noisy-BN layer and evaluation are not in the timed steps: those runs cost more.",
 )
@@ -128,7 +130,7 @@ def training_rules(config: dict, counts: dict, *, selected_fraction: float, work
     folds = dg["step2"]["folds"]
     n_pairs, b = size["ellipses"], cs["batch_size"]
     sel_steps = selection_steps(n_pairs, b, fraction=selected_fraction, initial=cs["selection"]["initial"],
-                                first_epochs=min(cs["stopping"]["max_epochs"], 20))
+                                first_epochs=cs["stopping"]["max_epochs"])
     subset = max(cs["selection"]["initial"], round(selected_fraction * n_pairs))
     rules = [
         ("crops_baseline", "mnist_cnn", crops_images, cr["stopping"]["max_epochs"]),
@@ -171,7 +173,8 @@ def measure_rates(config: dict, *, scale: float = 0.25) -> dict:
         configure_tensorflow(threads=config.get("threads") or os.cpu_count() or 1, seed=0)
     except RuntimeError:
         pass
-    with tempfile.TemporaryDirectory(prefix="plan-data-") as d:
+    with tempfile.TemporaryDirectory(prefix="plan-data-") as d, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Keras on the finite timing datasets: intended
         _, rates = bench_pipeline(build_data(Path(d)), config, scale=scale, repeats=1, device="", ours_only=True)
     return {k: v["ours"] for k, v in rates.items()}
 

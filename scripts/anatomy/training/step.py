@@ -20,6 +20,8 @@ def make_train_step(model):
         return tf.TensorSpec((None, *shape[1:]), tf.float32)
 
     opt = model.optimizer
+    if not opt.built:  # its variables exist before the trace (and before a backup is loaded into them)
+        opt.build(model.trainable_variables)
 
     @tf.function(input_signature=[spec(model.input_shape), spec(model.output_shape)])
     def step(x, y):
