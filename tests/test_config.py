@@ -6,6 +6,7 @@ import copy
 import re
 
 import pytest
+import yaml
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -241,11 +242,22 @@ def _set(cfg, dotted, value):
     return cfg
 
 
+def _reads_as_integer_or_null(text: str) -> bool:
+    try:
+        v = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    return v is None or (isinstance(v, int) and not isinstance(v, bool))
+
+
 @settings(max_examples=80, deadline=None)
 @given(key=st.sampled_from(INT_KEYS),
        value=st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5), st.booleans(),
                        st.lists(st.integers(), max_size=2)))
 def test_property_wrong_type_for_an_integer_key_is_named(key, value):
+    # a string that reads as an integer (or null) is that value: Snakemake's --config passes nested values
+    # as strings, and anatomy.config.coerce_strings reads them by the schema's type
+    assume(not (isinstance(value, str) and value.strip() and _reads_as_integer_or_null(value)))
     msg = _error(_set(copy.deepcopy(QUICK), key, value))
     assert f"'{key}'" in msg, msg
 
