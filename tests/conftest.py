@@ -14,7 +14,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from anatomy.plan import deep_merge as deep_update, parse_job_counts  # noqa: E402  (used by the tests)
+from anatomy.config import deep_merge as deep_update  # noqa: E402
+from anatomy.plan import parse_job_counts  # noqa: E402  (used by the tests)
 
 
 def write_tiny_npz(path, *, kind: str, n_train: int, n_test: int) -> Path:

@@ -6,6 +6,8 @@ what is allowed, before any job runs (scikit-learn's style of error).
 
 from __future__ import annotations
 
+import copy
+
 from pathlib import Path
 
 import yaml
@@ -13,6 +15,14 @@ import yaml
 
 class ConfigError(ValueError):
     pass
+
+
+def deep_merge(base: dict, new: dict) -> dict:
+    """``new`` over ``base``, dicts merged key by key (as ``snakemake --configfile`` merges configs)."""
+    out = copy.deepcopy(base)
+    for k, v in new.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
 
 
 def load_yaml(path) -> dict:

@@ -12,7 +12,6 @@ tiny workflow. What it cannot know is printed with the table.
 from __future__ import annotations
 
 import argparse
-import copy
 import heapq
 import math
 import subprocess
@@ -22,6 +21,8 @@ import warnings
 from pathlib import Path
 
 import yaml
+
+from anatomy.config import deep_merge
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_OVERHEAD_S = 12.0  # per training job on 2 CPU cores: TensorFlow import ~7 s, tracing, saving
@@ -36,13 +37,6 @@ UNKNOWNS = (
     "Speeds are this machine's: a GPU's are unknown until measured there (run this on the GPU box).",
     "Augmentation, the noisy-BN layer and evaluation are not in the timed steps: those runs cost more.",
 )
-
-
-def deep_merge(base: dict, new: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in new.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
 
 
 def parse_job_counts(text: str) -> dict:
