@@ -46,7 +46,8 @@ TRAIN_SCRIPT = textwrap.dedent("""
              "backup": out / "backup"}}
     val = (x[:64].astype("float32") / 255.0, y[:64])
     fit_with_contract(model, ArrayData(x, y, batch_size=32, seed=3), epochs=epochs, files=files, validation=val,
-                      callbacks=[Pause()], evaluate=lambda m: m.evaluate(*val, verbose=0, return_dict=True))
+                      callbacks=[Pause()], evaluate=lambda m: m.evaluate(*val, verbose=0, return_dict=True),
+                      backup_seconds=0)
     np.save(out / "weights0.npy", model.get_weights()[0])
 """)
 

@@ -157,10 +157,11 @@ def validate_config(config: dict, schema_path) -> dict:
 
 
 def config_kind(config: dict, configfiles) -> str:
-    """'quick', 'full' or 'custom', for labelling results."""
+    """'quick', 'laptop', 'full' or 'custom', for labelling results."""
     names = {Path(str(p)).name for p in configfiles or []}
     if config.get("label"):
         return str(config["label"])
-    if "full.yaml" in names:
-        return "full"
+    for kind in ("full", "laptop"):
+        if f"{kind}.yaml" in names:
+            return kind
     return "quick" if names <= {"config.yaml"} else "custom"
