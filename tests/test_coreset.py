@@ -293,6 +293,12 @@ def test_verdict_says_random_does_as_well_or_better():
         assert row["verdict"].startswith("random subsets of the same size do as well or better")
 
 
+def test_verdict_with_one_random_subset_settles_nothing_in_either_direction():
+    below, above = (_verdict(inord=inord, rand=(0.7,)).loc[SELECTION] for inord in (0.5, 0.9))
+    assert below["verdict"] == coreset.NOT_SETTLED_ONE_SEED and below["n"] == 1  # not "size, not selection"
+    assert above["verdict"] == verdicts.SUGGESTIVE  # not "selection beats mere size"
+
+
 def test_verdict_uses_the_budget_matched_controls_not_the_stop_at_target_ones():
     # stopped at the target the random subsets look far worse; given the same steps they beat the selection
     row = _verdict(inord=0.8, rand=(0.85, 0.86, 0.84), rand_stop=(0.3, 0.31, 0.29)).loc[SELECTION]
@@ -501,7 +507,7 @@ def test_tiny_workflow_writes_every_coreset_output(tiny_workflow):
     assert {"statistic", "n", "spread", "rule"} <= set(verdict.columns)
     row = verdict.set_index("claim").loc["selection beats a random subset of the same size (matched gradient steps)"]
     assert row["n"] == len(seeds) and f"n = {len(seeds)}" in row["statistic"]
-    assert row["verdict"] in ("selection beats mere size", "suggestive, not settled") \
+    assert row["verdict"] in ("selection beats mere size", "suggestive, not settled", coreset.NOT_SETTLED_ONE_SEED) \
         or row["verdict"].startswith("random subsets of the same size do as well or better")
     hist = pd.read_csv(r / "recheck_histogram.csv")
     assert (hist.groupby("run")["pairs"].sum() == n_train).all()

@@ -613,6 +613,9 @@ TRAINING_MODE_NOTE = (
     "statistics, one fixed model.")
 
 
+NOT_SETTLED_ONE_SEED = "not settled: one random subset, so no seed-to-seed spread to judge the margin by"
+
+
 def selection_vs_controls(selected: float, controls, *, margin_sd: float, level: float = 0.975,
                           what: str = "random subsets' scores (matched gradient steps)") -> dict:
     """Does the selection's score beat the controls (one score per random seed)? -> the verdict and its numbers.
@@ -636,6 +639,8 @@ def selection_vs_controls(selected: float, controls, *, margin_sd: float, level:
         text = "selection beats mere size"
     elif word == SUGGESTIVE:
         text = SUGGESTIVE
+    elif c.size < 2:  # one control run: its sign is not a finding either way
+        text = NOT_SETTLED_ONE_SEED
     else:
         text = "random subsets of the same size do as well or better: size, not selection"
     ratio = margin / spread if (math.isfinite(margin) and math.isfinite(spread) and spread > 0) else float("nan")

@@ -92,7 +92,7 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
     import tensorflow as tf
 
     from anatomy.io import atomic_path, read_dataset_h5
-    from anatomy.models.iic_net import IICTrainer, iic_net, joint_distribution
+    from anatomy.models.iic_net import IICTrainer, iic_loss, iic_net, joint_distribution
     from anatomy.training.contract import fit_with_contract
     from anatomy.training.pipeline import ArrayData
 
@@ -126,7 +126,10 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
         def on_epoch_end(self, epoch, logs=None):
             z, z_over = net_out(x_eval)
             zt, zt_over = net_out(x_eval_twin)
-            loss, (lz, lo) = trainer.pair_loss(x_eval, x_eval_twin, training=False)
+            # the pair loss of the outputs above (inference mode: the same as one pass over both views)
+            lz, lo = (float(iic_loss(tf.constant(a), tf.constant(b), w))
+                      for a, b, w in ((z, zt, alpha), (z_over, zt_over, alpha_over)))
+            loss = (lz + lo) / 2.0
             acc, _ = hungarian_accuracy(y_test, z.argmax(1), params["clusters"])
             logs.update({"eval_loss": float(loss), "eval_loss_z": float(lz), "eval_loss_z_over": float(lo),
                          "test_accuracy": acc,
