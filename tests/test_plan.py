@@ -59,3 +59,7 @@ def test_the_tiny_configs_estimate_is_within_a_factor_of_three_of_its_measured_j
     assert 1 / 3 <= estimated / measured <= 3, (estimated, measured, rows)
     text = plan.format_plan(rows, cores=2)
     assert "CPU-hours" in text and "Not known in advance" in text and math.isfinite(plan.wall_hours(rows, 2))
+    studies = plan.per_study(rows)
+    assert {"crops", "cifar", "iic", "coreset", "digits"} <= set(studies)  # every study has its line
+    assert sum(len(g) for g in studies.values()) == len(rows)
+    assert all(f"- {s}: " in text for s in studies)

@@ -100,11 +100,11 @@ CORESET_JOBS = {"ellipses_h5": 1, "coreset_initial_weights": 1, "coreset_select"
 
 @pytest.mark.parametrize("configfile, expected", [
     ("config.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 4,
-                     "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 8, "crops_window": 8,
+                     "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 4, "crops_window": 4,
                      "crops_aggregate": 1, "crops_stacking": 1, "crops_select": 1, "crops_verdict": 1, **DIGITS_JOBS, "digits_initial_weights": 1, "digits_fold_initial_weights": 1,
-                     "digits_step1": 1, "digits_ladder": 3, "digits_fold": 3, "digits_submission": 3,
+                     "digits_step1": 1, "digits_ladder": 3, "digits_fold": 2, "digits_submission": 3,
                      "digits_validate_submission": 3, "iic_train": 2, "iic_aggregate": 1,
-                     "cifar_label_variant": 2, "cifar_pixel_variant": 4, "cifar_train": 14, "cifar_aggregate": 1,
+                     "cifar_label_variant": 1, "cifar_pixel_variant": 2, "cifar_train": 9, "cifar_aggregate": 1,
                      **CORESET_JOBS, "coreset_control": 2, "coreset_control_matched": 2}),
     ("laptop.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 4,
                      "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 18, "crops_window": 18,

@@ -198,6 +198,14 @@ def wall_hours(rows: list[dict], cores: int) -> float:
     return max(slots) / 3600
 
 
+def per_study(rows: list[dict]) -> dict:
+    """The rows grouped by study (a rule's name starts with its study's)."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["rule"].split("_")[0], []).append(r)
+    return out
+
+
 def format_plan(rows: list[dict], cores: int) -> str:
     cols = ["rule", "jobs", "model", "images_per_epoch", "epochs", "images_per_second", "seconds_per_job", "cpu_hours"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -206,7 +214,11 @@ def format_plan(rows: list[dict], cores: int) -> str:
     total = sum(r["cpu_hours"] for r in rows)
     lines += ["", f"total: {sum(r['jobs'] for r in rows)} jobs, {total:.2f} CPU-hours on this machine; "
               f"about {wall_hours(rows, cores):.2f} h wall with --cores {cores} (one thread per job)", "",
-              "Not known in advance:"] + [f"- {u}" for u in UNKNOWNS]
+              f"per study (its training jobs alone on --cores {cores}):"]
+    for study, group in per_study(rows).items():
+        lines.append(f"- {study}: {sum(r['jobs'] for r in group)} jobs, "
+                     f"{sum(r['cpu_hours'] for r in group):.2f} CPU-hours, about {wall_hours(group, cores):.2f} h wall")
+    lines += ["", "Not known in advance:"] + [f"- {u}" for u in UNKNOWNS]
     return "\n".join(lines)
 
 
