@@ -101,3 +101,17 @@ def test_matmul_peak_chains_its_products_so_none_can_be_merged():
     got = float(matmul_chain(4, 32)(tf.constant(a, tf.float32), tf.constant(b, tf.float32)))
     assert got == pytest.approx(expected.sum(), rel=1e-4)
     assert got != pytest.approx(4 * (a @ b).sum(), rel=1e-2)  # what four merged products would give
+
+
+def test_the_quick_study_row_reads_the_wall_time_of_the_last_finished_run(tmp_path):
+    from anatomy.bench import last_run_seconds
+
+    log = tmp_path / ".snakemake" / "log"
+    log.mkdir(parents=True)
+    assert last_run_seconds(tmp_path) is None
+    (log / "2026-12-03T100000.000000.snakemake.log").write_text(
+        "Building DAG of jobs...\n[Thu Dec  3 10:00:05 2026]\nlocalrule a:\n[Thu Dec  3 10:14:35 2026]\n"
+        "Finished jobid: 0 (Rule: all)\n1 of 1 steps (100%) done\n")
+    (log / "2026-12-03T110000.000000.snakemake.log").write_text(  # a newer run that was stopped
+        "[Thu Dec  3 11:00:00 2026]\nrule b:\n")
+    assert last_run_seconds(tmp_path) == (870.0, "2026-12-03T100000.000000.snakemake.log")

@@ -69,7 +69,7 @@ def snapshot(results, dest, *, wall_seconds: float | None, command: str) -> Path
             f"- wall time: {wall}", "",
             "Job-seconds per study (sum of the jobs' wall times from `results/benchmarks/`; jobs run "
             "side by side, so the wall time is less than the sum):", ""]
-    (dest / "timings.md").write_text("\n".join(head) + markdown(study_times(results)) + "\n")
+    (dest / "timings.md").write_text("\n".join(head) + "\n" + markdown(study_times(results)) + "\n")
     return dest
 
 
