@@ -107,7 +107,7 @@ CORESET_JOBS = {"ellipses_h5": 1, "coreset_initial_weights": 1, "coreset_select"
                      "cifar_label_variant": 1, "cifar_pixel_variant": 2, "cifar_train": 9, "cifar_aggregate": 1,
                      **CORESET_JOBS, "coreset_control": 2, "coreset_control_matched": 2}),
     ("laptop.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 4,
-                     "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 18, "crops_window": 18,
+                     "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 12, "crops_window": 12,
                      "crops_aggregate": 1, "crops_stacking": 1, "crops_select": 1, "crops_verdict": 1, **DIGITS_JOBS,
                      "digits_initial_weights": 1, "digits_fold_initial_weights": 1, "digits_step1": 1,
                      "digits_ladder": 3, "digits_fold": 5, "digits_submission": 3, "digits_validate_submission": 3,
