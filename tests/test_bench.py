@@ -115,3 +115,16 @@ def test_the_quick_study_row_reads_the_wall_time_of_the_last_finished_run(tmp_pa
     (log / "2026-12-03T110000.000000.snakemake.log").write_text(  # a newer run that was stopped
         "[Thu Dec  3 11:00:00 2026]\nrule b:\n")
     assert last_run_seconds(tmp_path) == (870.0, "2026-12-03T100000.000000.snakemake.log")
+
+
+def test_the_scaling_rows_workflow_config_is_valid():
+    """The small crops workflow the scaling row runs passes the config's own validation (it did not: its
+    baseline seeds included the grid's seed, which the confirmation protocol refuses)."""
+    import yaml
+
+    from anatomy.config import validate_config
+
+    root = bench.ROOT
+    cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    small = validate_config(bench.scaling_config(cfg), root / "config" / "schema.yaml")
+    assert small["crops"]["baseline"]["seeds"] and small["coreset"]["enabled"] is False
