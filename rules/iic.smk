@@ -5,7 +5,7 @@ def iic_train_params():
     """The config slice one IIC training uses."""
     c = config["iic"]
     return {k: c[k] for k in ("train_size", "batch_size", "epochs", "learning_rate", "widths", "clusters",
-                              "overclusters", "transforms")}
+                              "overclusters", "transforms", "alpha_warmup_epochs")}
 
 
 def iic_alpha_over(alpha):
@@ -77,6 +77,7 @@ rule iic_aggregate:
     params:
         clusters=config["iic"]["clusters"],
         overclusters=config["iic"]["overclusters"],
+        batch_size=config["iic"]["batch_size"],
         provenance=f"data: MNIST {data_label('mnist')} (labels only to score) | config: {SCALE}",
     script:
         "../scripts/iic_aggregate.py"

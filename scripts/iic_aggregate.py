@@ -24,7 +24,9 @@ with log_step(snakemake):
         key = (tset, alpha, alpha_over, seed)
         hist[key], preds[key] = h, pred
         rows.append({"transform_set": tset, "alpha": alpha, "alpha_over": alpha_over, "seed": seed,
-                     **iic.run_row(h, pred, clusters=k)})
+                     **iic.run_row(h, pred, clusters=k),
+                     "uniform_is_batch_optimum": any(iic.uniform_beats_clusters(a, c, snakemake.params.batch_size)
+                                                     for a, c in ((alpha, k), (alpha_over, k_over)))})
     runs = pd.DataFrame(rows)
     runs.to_csv(out.runs, index=False, float_format="%.5f")
     iic.summarise(runs).to_csv(out.summary, index=False, float_format="%.5f")

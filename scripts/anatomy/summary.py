@@ -197,6 +197,10 @@ def iic_rows(summary: pd.DataFrame, runs: pd.DataFrame | None = None, *, data: s
         word, rule = against_published(est, published, scale=scale, tolerance=0.02)
         ours = (f"{r['loss_selected_accuracy_mean']:.3f} (loss-selected); label-selected (optimistic) "
                 f"{r['label_selected_accuracy_optimistic_mean']:.3f}")
+        if r.get("at_uniform_point", 0):
+            ours += f"; {int(r['at_uniform_point'])} of {n} runs ended at the uniform point"
+            if r.get("uniform_is_batch_optimum", 0):
+                ours += " (at this batch size uniform outputs score below perfect clusters)"
         rows.append(_row("iic", f"accuracy, {what}, transform set '{tset}'", published, ours,
                          round(float(r["loss_selected_accuracy_sd"]), 4), data, scale, word, src, n=n,
                          statistic=est.text(3), rule="loss-selected decides; " + rule))

@@ -52,11 +52,19 @@ class IICTrainer(keras.Model):
     """Wraps the network with IIC's custom train step; data are ``((x, x_twin), unused)``.
 
     The total loss is the mean of the two heads' losses, each with its own alpha.
+    With ``alpha_warmup_steps`` = W > 0 each alpha is 1 (the mutual information)
+    for the first W optimizer steps, then rises linearly to its value over the
+    next W; 0 is the post's constant alpha. Why: with alpha > 1 the uniform output
+    is an attractor that a freshly initialised net (whose outputs barely depend on
+    the image) falls into at once; below a batch size (``uniform_beats_clusters``)
+    it is even the optimum. The step count is the optimizer's, so a resumed run
+    continues the schedule where it stopped.
     """
 
-    def __init__(self, net: keras.Model, alpha: float, alpha_over: float, **kwargs):
+    def __init__(self, net: keras.Model, alpha: float, alpha_over: float, alpha_warmup_steps: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.net, self.alpha, self.alpha_over = net, alpha, alpha_over
+        self.alpha_warmup_steps = int(alpha_warmup_steps)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.head_trackers = [keras.metrics.Mean(name="loss_z"), keras.metrics.Mean(name="loss_z_over")]
 
@@ -67,16 +75,25 @@ class IICTrainer(keras.Model):
     def metrics(self):
         return [self.loss_tracker, *self.head_trackers]
 
-    def pair_loss(self, x, x_twin, training: bool):
+    def alphas_now(self):
+        """(alpha, alpha_over) at the optimizer's current step: 1, then ramped, during the warm-up."""
+        if self.alpha_warmup_steps <= 0:
+            return self.alpha, self.alpha_over
+        w = float(self.alpha_warmup_steps)
+        done = tf.clip_by_value((tf.cast(self.optimizer.iterations, tf.float32) - w) / w, 0.0, 1.0)
+        return tuple(1.0 + (a - 1.0) * done for a in (self.alpha, self.alpha_over))
+
+    def pair_loss(self, x, x_twin, training: bool, alphas=None):
         both = self.net(tf.concat([x, x_twin], axis=0), training=training)
         n = tf.shape(x)[0]
-        losses = [iic_loss(out[:n], out[n:], a) for out, a in zip(both, (self.alpha, self.alpha_over))]
+        alphas = alphas or (self.alpha, self.alpha_over)
+        losses = [iic_loss(out[:n], out[n:], a) for out, a in zip(both, alphas)]
         return (losses[0] + losses[1]) / 2.0, losses
 
     def train_step(self, data):
         (x, x_twin), _ = data
         with tf.GradientTape() as tape:
-            loss, heads = self.pair_loss(x, x_twin, training=True)
+            loss, heads = self.pair_loss(x, x_twin, training=True, alphas=self.alphas_now())
             scaled = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16; identity otherwise
         grads = tape.gradient(scaled, self.net.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.net.trainable_variables))

@@ -105,7 +105,8 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
     x_eval_twin = make_twin(x_eval, tf.constant([seed, 999_999], tf.int64), names, tp)
 
     net = iic_net(clusters=params["clusters"], overclusters=params["overclusters"], widths=tuple(params["widths"]))
-    trainer = IICTrainer(net, alpha=alpha, alpha_over=alpha_over)
+    warmup_steps = round(params["alpha_warmup_epochs"] * -(-len(x_train) // params["batch_size"]))
+    trainer = IICTrainer(net, alpha=alpha, alpha_over=alpha_over, alpha_warmup_steps=warmup_steps)
     trainer.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]))
     trainer.build((None, 28, 28, 1))
     net_out = lambda x: net.predict(x, batch_size=1000, verbose=0)  # noqa: E731
@@ -143,7 +144,8 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
     metrics = fit_with_contract(
         trainer, data, epochs=params["epochs"], files=files, callbacks=[evaluate_cb], export_model=net,
         info={"params": params, "seed": seed, "transform_set": transform_set, "transforms": list(names),
-              "alpha": alpha, "alpha_over": alpha_over, "train_images": int(len(x_train)),
+              "alpha": alpha, "alpha_over": alpha_over, "alpha_warmup_steps": warmup_steps,
+              "train_images": int(len(x_train)),
               "evaluation": "MNIST test set; labels used only for Hungarian accuracy", **device},
     )
     z, z_over = net_out(x_eval)
@@ -158,10 +160,35 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
 
 # ---------------------------------------------------------------- aggregation (no TensorFlow)
 
+def expected_batch_losses(alpha: float, k: int, batch: int) -> tuple[float, float]:
+    """The IIC loss of one head, in expectation over batches of ``batch`` images, at two points:
+    perfect clusters (each image one-hot in one of ``k`` equally likely clusters, both views agreeing)
+    and uniform outputs (every image 1/k everywhere: 2 (alpha - 1) ln(1/k), exactly, in any batch).
+
+    With perfect clusters the batch's P is diagonal with multinomial counts, so the loss is
+    (1 - 2 alpha) H(counts / batch), and E[H] is below ln k by about (k - 1) / (2 batch).
+    """
+    from scipy.stats import binom
+
+    c = np.arange(1, batch + 1)
+    expected_h = -k * float((binom.pmf(c, batch, 1.0 / k) * (c / batch) * np.log(c / batch)).sum())
+    return (1.0 - 2.0 * alpha) * expected_h, 2.0 * (alpha - 1.0) * float(np.log(1.0 / k))
+
+
+def uniform_beats_clusters(alpha: float, k: int, batch: int) -> bool:
+    """True when uniform outputs score a lower expected batch loss than perfect clusters: then the
+    objective itself, not the optimiser, drives a head to the uniform point (e.g. alpha 10, k 50, batch 100)."""
+    perfect, uniform = expected_batch_losses(alpha, k, batch)
+    return uniform < perfect
+
+
 def run_row(history, predictions: dict, *, clusters: int) -> dict:
-    """Final, loss-selected (min eval IIC loss, label-free) and label-selected (max accuracy) results."""
+    """Final, loss-selected (min eval IIC loss, label-free) and label-selected (max accuracy) results,
+    and whether the run ended at the uniform point (10-way head's mean per-image entropy within 0.01 of ln k)."""
     loss_best = int(history["eval_loss"].to_numpy().argmin())
     label_best = int(history["test_accuracy"].to_numpy().argmax())
+    z = np.asarray(predictions["z"], dtype=np.float64)
+    entropy = float(-(z * np.log(np.clip(z, 1e-12, 1.0))).sum(axis=1).mean())
     return {
         "final_accuracy": float(history["test_accuracy"].iloc[-1]),
         "loss_selected_accuracy": float(history["test_accuracy"].iloc[loss_best]),
@@ -170,6 +197,8 @@ def run_row(history, predictions: dict, *, clusters: int) -> dict:
         "label_selected_epoch": int(history["epoch"].iloc[label_best]),
         "final_eval_loss": float(history["eval_loss"].iloc[-1]),
         "final_over_purity": float(history["test_over_purity"].iloc[-1]),
+        "final_entropy_per_image": entropy,
+        "at_uniform_point": bool(entropy > np.log(clusters) - 0.01),
         "epochs_run": int(len(history)),
         "seconds": float(history["seconds"].sum()),
     }
@@ -186,6 +215,8 @@ def summarise(runs: "pd.DataFrame") -> "pd.DataFrame":
             row[f"{col}_mean"] = g[col].mean()
             row[f"{col}_sd"] = g[col].std(ddof=1) if len(g) > 1 else 0.0
         chosen = g.loc[g["final_eval_loss"].idxmin()]
+        for col in ("at_uniform_point", "uniform_is_batch_optimum"):
+            row[col] = int(g[col].sum()) if col in g else 0
         row["loss_selected_seed"] = int(chosen["seed"])
         row["loss_selected_seed_accuracy"] = float(chosen["loss_selected_accuracy"])
         rows.append(row)
