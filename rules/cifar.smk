@@ -14,17 +14,31 @@ def cifar_runs():
         runs[f"bn_lr{base:g}"]["reestimate_bn"] = True
         noise = {k: c["noise"][k] for k in ("shift", "scale_max")}
         # noise_test_draws: noise-on test draws (the noisy-BN run reports three test accuracies)
-        runs[f"noisybn_lr{base:g}"] = {"batchnorm": True, "learning_rate": base, "noise": noise,
-                                       "noise_test_draws": c["noise"].get("test_draws", 5)}
+        runs[f"noisybn_lr{base:g}"] = {
+            "batchnorm": True,
+            "learning_rate": base,
+            "noise": noise,
+            "noise_test_draws": c["noise"].get("test_draws", 5),
+        }
     if c["augment"]:
-        runs[f"aug_lr{base:g}"] = {"batchnorm": True, "learning_rate": base, "augment": True}
+        runs[f"aug_lr{base:g}"] = {
+            "batchnorm": True,
+            "learning_rate": base,
+            "augment": True,
+        }
     for p in c["label_noise"]:
         if p > 0:
-            runs[f"labels_p{p:g}"] = {"batchnorm": True, "learning_rate": base,
-                                      "variant": f"{RESULTS}/cifar/variants/labels_p{p:g}.npz"}
+            runs[f"labels_p{p:g}"] = {
+                "batchnorm": True,
+                "learning_rate": base,
+                "variant": f"{RESULTS}/cifar/variants/labels_p{p:g}.npz",
+            }
     for kind in c["pixels"]:
-        runs[f"pixels_{kind}"] = {"batchnorm": True, "learning_rate": base,
-                                  "variant": f"{RESULTS}/cifar/variants/pixels_{kind}.npz"}
+        runs[f"pixels_{kind}"] = {
+            "batchnorm": True,
+            "learning_rate": base,
+            "variant": f"{RESULTS}/cifar/variants/pixels_{kind}.npz",
+        }
     return runs
 
 
@@ -44,10 +58,12 @@ rule cifar_label_variant:
         f"{RESULTS}/cifar/variants/labels_p{{p}}.npz",
     log:
         f"{RESULTS}/logs/cifar/variant_labels_p{{p}}.log",
-    params:
-        seed=config["seed"],
     wildcard_constraints:
         p=r"[0-9.]+",
+    conda:
+        CONDA_ENV
+    params:
+        seed=config["seed"],
     script:
         "../scripts/cifar_variant.py"
 
@@ -59,10 +75,19 @@ rule cifar_pixel_variant:
         f"{RESULTS}/cifar/variants/pixels_{{kind}}.npz",
     log:
         f"{RESULTS}/logs/cifar/variant_pixels_{{kind}}.log",
+    wildcard_constraints:
+        kind="|".join(
+            [
+                "fixed_permutation",
+                "per_image_permutation",
+                "gaussian_per_image",
+                "gaussian_dataset",
+            ]
+        ),
+    conda:
+        CONDA_ENV
     params:
         seed=config["seed"],
-    wildcard_constraints:
-        kind="|".join(["fixed_permutation", "per_image_permutation", "gaussian_per_image", "gaussian_dataset"]),
     script:
         "../scripts/cifar_variant.py"
 
@@ -77,19 +102,24 @@ rule cifar_train:
         f"{RESULTS}/logs/cifar/{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/cifar/{{run}}.tsv"
+    wildcard_constraints:
+        run="|".join(map(re.escape, CIFAR_RUNS)) or "none",  # escaped: names such as bn_lr1e+06
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=4000, runtime=360),
     params:
         spec=lambda wc: {k: v for k, v in CIFAR_RUNS[wc.run].items() if k != "variant"},
         model=config["cifar"]["model"],
-        train={k: config["cifar"][k] for k in ("train_size", "batch_size", "epochs", "weight_decay")},
+        train={
+            k: config["cifar"][k]
+            for k in ("train_size", "batch_size", "epochs", "weight_decay")
+        },
         backup=lambda wc: f"{RESUME}/cifar/{wc.run}",
         seed=config["seed"],
         deterministic=config["deterministic"],
         precision=config["precision"],
-    wildcard_constraints:
-        run="|".join(map(re.escape, CIFAR_RUNS)) or "none",  # escaped: names such as bn_lr1e+06
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=4000, runtime=360),
     script:
         "../scripts/train_cifar.py"
 
@@ -109,16 +139,37 @@ rule cifar_aggregate:
     input:
         histories=expand(f"{RESULTS}/cifar/runs/{{run}}/history.csv", run=CIFAR_RUNS),
         metrics=expand(f"{RESULTS}/cifar/runs/{{run}}/metrics.json", run=CIFAR_RUNS),
-        labels=[s["variant"] for s in CIFAR_RUNS.values() if "labels_p" in s.get("variant", "")],
+        labels=[
+            s["variant"]
+            for s in CIFAR_RUNS.values()
+            if "labels_p" in s.get("variant", "")
+        ],
     output:
-        summary=report(f"{RESULTS}/cifar/summary.csv", caption="../report/cifar_summary.rst", category="2 cifar", subcategory="tables"),
-        label_table=report(f"{RESULTS}/cifar/label_corruption.csv", caption="../report/cifar_label_corruption.rst", category="2 cifar", subcategory="tables"),
         **{
-            name: report(f"{RESULTS}/cifar/figures/{name}.png", caption=f"../report/cifar_{name}.rst", category="2 cifar", subcategory="figures")
+            name: report(
+                f"{RESULTS}/cifar/figures/{name}.png",
+                caption=f"../report/cifar_{name}.rst",
+                category="2 cifar",
+                subcategory="figures",
+            )
             for name in CIFAR_FIGURES
         },
+        summary=report(
+            f"{RESULTS}/cifar/summary.csv",
+            caption="../report/cifar_summary.rst",
+            category="2 cifar",
+            subcategory="tables",
+        ),
+        label_table=report(
+            f"{RESULTS}/cifar/label_corruption.csv",
+            caption="../report/cifar_label_corruption.rst",
+            category="2 cifar",
+            subcategory="tables",
+        ),
     log:
         f"{RESULTS}/logs/cifar/aggregate.log",
+    conda:
+        CONDA_ENV
     params:
         base_lr=config["cifar"]["base_lr"],
         provenance=f"data: CIFAR-10 {data_label('cifar10')} | config: {SCALE}",

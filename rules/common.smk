@@ -9,8 +9,14 @@ SCRIPTS = str(Path(workflow.basedir) / "scripts")
 sys.path.insert(0, SCRIPTS)
 # The rule scripts run in their own Python processes: they too import `anatomy` from
 # this checkout, not from whichever checkout `pip install -e` last pointed at.
-os.environ["PYTHONPATH"] = os.pathsep.join([SCRIPTS] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-                                                        if p and p != SCRIPTS])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [SCRIPTS]
+    + [
+        p
+        for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if p and p != SCRIPTS
+    ]
+)
 
 from snakemake.exceptions import WorkflowError
 from anatomy.config import ConfigError, config_kind, validate_config
@@ -22,10 +28,20 @@ except ConfigError as e:
 
 RESULTS = "results"
 RESUME = f"{RESULTS}/.resume"  # training backups: never a declared output
-SCALE = config_kind(config, workflow.configfiles) if config["scale"] == "quick" else config["scale"]
+SCALE = (
+    config_kind(config, workflow.configfiles)
+    if config["scale"] == "quick"
+    else config["scale"]
+)
 if config["precision"] != "float32":
     SCALE += f", {config['precision']}"  # every figure and the summary say so
-DATA_LABELS = {"embedded": "embedded sample", "download": "full dataset", "npz": "local npz"}
+# One environment for every rule (`--software-deployment-method conda`); the path is relative to rules/.
+CONDA_ENV = "../envs/tensorflow.yaml"
+DATA_LABELS = {
+    "embedded": "embedded sample",
+    "download": "full dataset",
+    "npz": "local npz",
+}
 
 
 wildcard_constraints:
@@ -40,7 +56,11 @@ def data_label(name):
     """How a dataset was sourced, for figure subtitles and the summary."""
     src = config["data"][name]["source"]
     if name == "digits":
-        return "derived from MNIST " + data_label("mnist") if src == "derived" else "Kaggle competition files"
+        return (
+            "derived from MNIST " + data_label("mnist")
+            if src == "derived"
+            else "Kaggle competition files"
+        )
     return DATA_LABELS[src]
 
 
@@ -56,7 +76,10 @@ def source_input(name):
     if name == "digits":
         if section["source"] == "derived":
             return {"mnist": f"{RESULTS}/data/mnist.h5"}
-        return {"train_csv": f"{section['path']}/train.csv", "test_csv": f"{section['path']}/test.csv"}
+        return {
+            "train_csv": f"{section['path']}/train.csv",
+            "test_csv": f"{section['path']}/test.csv",
+        }
     if section["source"] == "embedded":
         return {"source": EMBEDDED[name]}
     if section["source"] == "npz":

@@ -6,7 +6,17 @@ def coreset_train_params():
     c = config["coreset"]
     return {
         "image_size": config["data"]["ellipses"]["image_size"],
-        **{k: c[k] for k in ("model", "batch_size", "learning_rate", "stopping", "selection", "keep_predictions")},
+        **{
+            k: c[k]
+            for k in (
+                "model",
+                "batch_size",
+                "learning_rate",
+                "stopping",
+                "selection",
+                "keep_predictions",
+            )
+        },
     }
 
 
@@ -15,9 +25,14 @@ def coreset_run_dirs():
     controlled twice: stopped at the target (``full``) and for the in-order selection's gradient steps
     (``full_matched_steps``)."""
     runs = [f"{RESULTS}/coreset/select/{o}" for o in ("in_order", "shuffled")]
-    controls = ["full"] + [f"random_seed{s}" for s in config["coreset"]["controls"]["random_seeds"]]
+    controls = ["full"] + [
+        f"random_seed{s}" for s in config["coreset"]["controls"]["random_seeds"]
+    ]
     for c in controls:
-        runs += [f"{RESULTS}/coreset/control/{c}", f"{RESULTS}/coreset/control/{c}_matched_steps"]
+        runs += [
+            f"{RESULTS}/coreset/control/{c}",
+            f"{RESULTS}/coreset/control/{c}_matched_steps",
+        ]
     return runs
 
 
@@ -38,10 +53,12 @@ rule coreset_initial_weights:
         f"{RESULTS}/coreset/init/seed{{seed}}.weights.h5",
     log:
         f"{RESULTS}/logs/coreset/init_seed{{seed}}.log",
+    priority: 1  # the selections wait for it (rule priorities do not pass upstream)
+    conda:
+        CONDA_ENV
     params:
         model="residual_unet",
         train=coreset_train_params(),
-    priority: 1  # the selections wait for it (rule priorities do not pass upstream)
     script:
         "../scripts/coreset_init.py"
 
@@ -58,21 +75,27 @@ rule coreset_select:
         f"{RESULTS}/logs/coreset/select_{{order}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/coreset/select_{{order}}.tsv"
-    params:
-        train=coreset_train_params(),
-        shuffle_seed=lambda wc: config["coreset"]["selection"]["shuffle_seed"] if wc.order == "shuffled" else None,
-        backup=lambda wc: f"{RESUME}/coreset/select/{wc.order}",
-        deterministic=config["deterministic"],
-        precision=config["precision"],
-        seed=config["seed"],
     wildcard_constraints:
         order="in_order|shuffled",
     # the longest jobs, and the matched controls wait for the in-order one: start them first
     # (their upstream rules, ellipses_h5 and coreset_initial_weights, carry the priority too)
     priority: 1
+    conda:
+        CONDA_ENV
     threads: config["threads"]
     resources:
         **train_resources(mem_mb=4000, runtime=600),
+    params:
+        train=coreset_train_params(),
+        shuffle_seed=lambda wc: (
+            config["coreset"]["selection"]["shuffle_seed"]
+            if wc.order == "shuffled"
+            else None
+        ),
+        backup=lambda wc: f"{RESUME}/coreset/select/{wc.order}",
+        deterministic=config["deterministic"],
+        precision=config["precision"],
+        seed=config["seed"],
     script:
         "../scripts/train_coreset.py"
 
@@ -82,7 +105,11 @@ rule coreset_control:
         **CORESET_DATA,
         init=f"{RESULTS}/coreset/init/seed{config['seed']}.weights.h5",
         # a random subset has the in-order selection's size
-        selected=lambda wc: [] if wc.control == "full" else f"{RESULTS}/coreset/select/in_order/selected.csv",
+        selected=lambda wc: (
+            []
+            if wc.control == "full"
+            else f"{RESULTS}/coreset/select/in_order/selected.csv"
+        ),
     output:
         **run_outputs(f"{RESULTS}/coreset/control/{{control}}"),
         predictions=f"{RESULTS}/coreset/control/{{control}}/predictions.npz",
@@ -90,17 +117,19 @@ rule coreset_control:
         f"{RESULTS}/logs/coreset/control_{{control}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/coreset/control_{{control}}.tsv"
+    wildcard_constraints:
+        control=r"full|random_seed\d+",
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=4000, runtime=600),
     params:
         train=coreset_train_params(),
         backup=lambda wc: f"{RESUME}/coreset/control/{wc.control}",
         deterministic=config["deterministic"],
         precision=config["precision"],
         seed=config["seed"],
-    wildcard_constraints:
-        control=r"full|random_seed\d+",
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=4000, runtime=600),
     script:
         "../scripts/train_coreset.py"
 
@@ -109,7 +138,11 @@ rule coreset_control_matched:
     input:
         **CORESET_DATA,
         init=f"{RESULTS}/coreset/init/seed{config['seed']}.weights.h5",
-        selected=lambda wc: [] if wc.control == "full" else f"{RESULTS}/coreset/select/in_order/selected.csv",
+        selected=lambda wc: (
+            []
+            if wc.control == "full"
+            else f"{RESULTS}/coreset/select/in_order/selected.csv"
+        ),
         # the budget: the in-order selection's gradient steps (its metrics.json)
         budget=f"{RESULTS}/coreset/select/in_order/metrics.json",
     output:
@@ -119,17 +152,19 @@ rule coreset_control_matched:
         f"{RESULTS}/logs/coreset/control_{{control}}_matched_steps.log",
     benchmark:
         f"{RESULTS}/benchmarks/coreset/control_{{control}}_matched_steps.tsv"
+    wildcard_constraints:
+        control=r"full|random_seed\d+",
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=4000, runtime=600),
     params:
         train=coreset_train_params(),
         backup=lambda wc: f"{RESUME}/coreset/control/{wc.control}_matched_steps",
         deterministic=config["deterministic"],
         precision=config["precision"],
         seed=config["seed"],
-    wildcard_constraints:
-        control=r"full|random_seed\d+",
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=4000, runtime=600),
     script:
         "../scripts/train_coreset.py"
 
@@ -149,21 +184,50 @@ rule coreset_aggregate:
         **CORESET_DATA,
         metrics=[f"{d}/metrics.json" for d in coreset_run_dirs()],
         predictions=[f"{d}/predictions.npz" for d in coreset_run_dirs()],
-        histories=[f"{RESULTS}/coreset/select/{o}/history.csv" for o in ("in_order", "shuffled")],
-        selected=[f"{RESULTS}/coreset/select/{o}/selected.csv" for o in ("in_order", "shuffled")],
+        histories=[
+            f"{RESULTS}/coreset/select/{o}/history.csv"
+            for o in ("in_order", "shuffled")
+        ],
+        selected=[
+            f"{RESULTS}/coreset/select/{o}/selected.csv"
+            for o in ("in_order", "shuffled")
+        ],
     output:
-        runs=report(f"{RESULTS}/coreset/runs.csv", caption="../report/coreset_runs.rst", category="4 coreset", subcategory="tables"),
-        verdict=report(f"{RESULTS}/coreset/verdict.csv", caption="../report/coreset_verdict.rst", category="4 coreset", subcategory="tables"),
-        recheck_table=report(f"{RESULTS}/coreset/recheck_histogram.csv", caption="../report/coreset_recheck_histogram.rst", category="4 coreset", subcategory="tables"),
         **{
-            name: report(f"{RESULTS}/coreset/figures/{name}.png", caption=f"../report/coreset_{name}.rst", category="4 coreset", subcategory="figures")
+            name: report(
+                f"{RESULTS}/coreset/figures/{name}.png",
+                caption=f"../report/coreset_{name}.rst",
+                category="4 coreset",
+                subcategory="figures",
+            )
             for name in CORESET_FIGURES
         },
+        runs=report(
+            f"{RESULTS}/coreset/runs.csv",
+            caption="../report/coreset_runs.rst",
+            category="4 coreset",
+            subcategory="tables",
+        ),
+        verdict=report(
+            f"{RESULTS}/coreset/verdict.csv",
+            caption="../report/coreset_verdict.rst",
+            category="4 coreset",
+            subcategory="tables",
+        ),
+        recheck_table=report(
+            f"{RESULTS}/coreset/recheck_histogram.csv",
+            caption="../report/coreset_recheck_histogram.rst",
+            category="4 coreset",
+            subcategory="tables",
+        ),
     log:
         f"{RESULTS}/logs/coreset/aggregate.log",
+    conda:
+        CONDA_ENV
     params:
         seed=config["seed"],
-        pass_score=config["coreset"]["stopping"]["target"] * config["coreset"]["stopping"]["pass_factor"],
+        pass_score=config["coreset"]["stopping"]["target"]
+        * config["coreset"]["stopping"]["pass_factor"],
         margin_sd=config["coreset"]["controls"].get("margin_sd", 2.0),
         provenance=f"data: synthetic ellipses, {config['data']['ellipses']['image_size']} px | config: {SCALE}",
     script:

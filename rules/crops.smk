@@ -19,6 +19,8 @@ rule crops_initial_weights:
         f"{RESULTS}/crops/init/seed{{seed}}.weights.h5",
     log:
         f"{RESULTS}/logs/crops/init_seed{{seed}}.log",
+    conda:
+        CONDA_ENV
     params:
         model="mnist_cnn",
     script:
@@ -36,15 +38,17 @@ rule crops_baseline:
         f"{RESULTS}/logs/crops/baseline_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/crops/baseline_seed{{seed}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=3000, runtime=120),
     params:
         train=crops_train_params(config["crops"]["baseline"]["batch_size"]),
         backup=lambda wc: f"{RESUME}/crops/baseline/seed{wc.seed}",
         deterministic=config["deterministic"],
         precision=config["precision"],
         data_seed=config["seed"],
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=3000, runtime=120),
     script:
         "../scripts/train_crops.py"
 
@@ -69,22 +73,27 @@ rule crops_baseline_window_batch:
         f"{RESULTS}/logs/crops/baseline_window_batch_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/crops/baseline_window_batch_seed{{seed}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=3000, runtime=240),
     params:
         train=crops_train_params(config["crops"]["window"]["batch_size"]),
         backup=lambda wc: f"{RESUME}/crops/baseline_window_batch/seed{wc.seed}",
         deterministic=config["deterministic"],
         precision=config["precision"],
         data_seed=config["seed"],
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=3000, runtime=240),
     script:
         "../scripts/train_crops.py"
 
 
 rule crops_baseline_curves:
     input:
-        histories=expand(f"{RESULTS}/crops/baseline/seed{{seed}}/history.csv", seed=config["crops"]["baseline"]["seeds"]),
+        histories=expand(
+            f"{RESULTS}/crops/baseline/seed{{seed}}/history.csv",
+            seed=config["crops"]["baseline"]["seeds"],
+        ),
     output:
         report(
             f"{RESULTS}/crops/figures/baseline_curves.png",
@@ -94,6 +103,8 @@ rule crops_baseline_curves:
         ),
     log:
         f"{RESULTS}/logs/crops/baseline_curves.log",
+    conda:
+        CONDA_ENV
     params:
         seeds=config["crops"]["baseline"]["seeds"],
         provenance=f"data: MNIST {data_label('mnist')} | config: {SCALE}",
@@ -105,10 +116,18 @@ rule crops_mask:
     output:
         f"{RESULTS}/crops/masks/{{mask}}/s{{size}}_i{{i}}_j{{j}}.npy",
     localrule: True
+    conda:
+        CONDA_ENV
     run:
         from anatomy.studies.crops import write_mask
 
-        write_mask(output[0], wildcards.mask, int(wildcards.i), int(wildcards.j), int(wildcards.size))
+        write_mask(
+            output[0],
+            wildcards.mask,
+            int(wildcards.i),
+            int(wildcards.j),
+            int(wildcards.size),
+        )
 
 
 rule crops_window:
@@ -123,6 +142,11 @@ rule crops_window:
         f"{RESULTS}/logs/crops/{{mask}}_s{{size}}_i{{i}}_j{{j}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/crops/{{mask}}_s{{size}}_i{{i}}_j{{j}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=3000, runtime=240),
     params:
         train=crops_train_params(config["crops"]["window"]["batch_size"]),
         backup=lambda wc: f"{RESUME}/crops/{wc.mask}/s{wc.size}_i{wc.i}_j{wc.j}",
@@ -130,9 +154,6 @@ rule crops_window:
         precision=config["precision"],
         data_seed=config["seed"],
         seed=config["seed"],
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=3000, runtime=240),
     script:
         "../scripts/train_crops.py"
 
@@ -151,17 +172,32 @@ CROPS_FIGURES = {
 rule crops_aggregate:
     input:
         mnist=f"{RESULTS}/data/mnist.h5",
-        baseline=expand(f"{RESULTS}/crops/baseline/seed{{seed}}/history.csv", seed=config["crops"]["baseline"]["seeds"]),
+        baseline=expand(
+            f"{RESULTS}/crops/baseline/seed{{seed}}/history.csv",
+            seed=config["crops"]["baseline"]["seeds"],
+        ),
         windows=[f"{d}/history.csv" for d in crops_window_dirs()],
     output:
-        windows=report(f"{RESULTS}/crops/windows.csv", caption="../report/crops_windows.rst", category="1 crops", subcategory="tables"),
-        baseline=f"{RESULTS}/crops/baseline.csv",
         **{
-            name: report(f"{RESULTS}/crops/figures/{name}.png", caption=f"../report/crops_{name}.rst", category="1 crops", subcategory="figures")
+            name: report(
+                f"{RESULTS}/crops/figures/{name}.png",
+                caption=f"../report/crops_{name}.rst",
+                category="1 crops",
+                subcategory="figures",
+            )
             for name in CROPS_FIGURES
         },
+        windows=report(
+            f"{RESULTS}/crops/windows.csv",
+            caption="../report/crops_windows.rst",
+            category="1 crops",
+            subcategory="tables",
+        ),
+        baseline=f"{RESULTS}/crops/baseline.csv",
     log:
         f"{RESULTS}/logs/crops/aggregate.log",
+    conda:
+        CONDA_ENV
     params:
         seeds=config["crops"]["baseline"]["seeds"],
         size=config["crops"]["window"]["size"],
@@ -178,6 +214,8 @@ checkpoint crops_select:
         f"{RESULTS}/crops/selected.csv",
     log:
         f"{RESULTS}/logs/crops/select.log",
+    conda:
+        CONDA_ENV
     params:
         top=config["crops"]["confirm"]["top"],
     script:
@@ -190,21 +228,25 @@ rule crops_confirm:
         init=f"{RESULTS}/crops/init/seed{{seed}}.weights.h5",
         mask=f"{RESULTS}/crops/masks/{{mask}}/s{{size}}_i{{i}}_j{{j}}.npy",
     output:
-        **run_outputs(f"{RESULTS}/crops/confirm/{{mask}}/s{{size}}_i{{i}}_j{{j}}/seed{{seed}}"),
+        **run_outputs(
+            f"{RESULTS}/crops/confirm/{{mask}}/s{{size}}_i{{i}}_j{{j}}/seed{{seed}}"
+        ),
         predictions=f"{RESULTS}/crops/confirm/{{mask}}/s{{size}}_i{{i}}_j{{j}}/seed{{seed}}/predictions.npz",
     log:
         f"{RESULTS}/logs/crops/confirm_{{mask}}_s{{size}}_i{{i}}_j{{j}}_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/crops/confirm_{{mask}}_s{{size}}_i{{i}}_j{{j}}_seed{{seed}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=3000, runtime=240),
     params:
         train=crops_train_params(config["crops"]["window"]["batch_size"]),
         backup=lambda wc: f"{RESUME}/crops/confirm/{wc.mask}/s{wc.size}_i{wc.i}_j{wc.j}/seed{wc.seed}",
         deterministic=config["deterministic"],
         precision=config["precision"],
         data_seed=config["seed"],
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=3000, runtime=240),
     script:
         "../scripts/train_crops.py"
 
@@ -225,32 +267,73 @@ rule crops_verdict:
     input:
         windows=f"{RESULTS}/crops/windows.csv",
         baseline=f"{RESULTS}/crops/baseline.csv",
-        like_baseline=expand("{d}/history.csv", d=[crops_like_baseline_dir(s) for s in config["crops"]["baseline"]["seeds"]]),
+        like_baseline=expand(
+            "{d}/history.csv",
+            d=[
+                crops_like_baseline_dir(s)
+                for s in config["crops"]["baseline"]["seeds"]
+            ],
+        ),
         confirm=crops_confirm_histories,
     output:
-        confirm=report(f"{RESULTS}/crops/confirm.csv", caption="../report/crops_confirm.rst", category="1 crops", subcategory="tables"),
-        tests=report(f"{RESULTS}/crops/confirm_tests.csv", caption="../report/crops_confirm.rst", category="1 crops", subcategory="tables"),
-        verdict=report(f"{RESULTS}/crops/verdict.csv", caption="../report/crops_verdict.rst", category="1 crops", subcategory="tables"),
+        confirm=report(
+            f"{RESULTS}/crops/confirm.csv",
+            caption="../report/crops_confirm.rst",
+            category="1 crops",
+            subcategory="tables",
+        ),
+        tests=report(
+            f"{RESULTS}/crops/confirm_tests.csv",
+            caption="../report/crops_confirm.rst",
+            category="1 crops",
+            subcategory="tables",
+        ),
+        verdict=report(
+            f"{RESULTS}/crops/verdict.csv",
+            caption="../report/crops_verdict.rst",
+            category="1 crops",
+            subcategory="tables",
+        ),
     log:
         f"{RESULTS}/logs/crops/verdict.log",
+    conda:
+        CONDA_ENV
     params:
         seeds=config["crops"]["baseline"]["seeds"],
         alpha=config["crops"]["confirm"]["alpha"],
-        batch_sizes={"baseline": config["crops"]["baseline"]["batch_size"], "window": config["crops"]["window"]["batch_size"]},
+        batch_sizes={
+            "baseline": config["crops"]["baseline"]["batch_size"],
+            "window": config["crops"]["window"]["batch_size"],
+        },
     script:
         "../scripts/crops_verdict.py"
 
 
 rule crops_stacking:
     input:
-        baseline=expand(f"{RESULTS}/crops/baseline/seed{{seed}}/predictions.npz", seed=config["crops"]["baseline"]["seeds"]),
+        baseline=expand(
+            f"{RESULTS}/crops/baseline/seed{{seed}}/predictions.npz",
+            seed=config["crops"]["baseline"]["seeds"],
+        ),
         windows=[f"{d}/predictions.npz" for d in crops_window_dirs("window")],
         histories=[f"{d}/history.csv" for d in crops_window_dirs("window")],
     output:
-        table=report(f"{RESULTS}/crops/stacking.csv", caption="../report/crops_stacking.rst", category="1 crops", subcategory="tables"),
-        figure=report(f"{RESULTS}/crops/figures/stacking.png", caption="../report/crops_stacking.rst", category="1 crops", subcategory="figures"),
+        table=report(
+            f"{RESULTS}/crops/stacking.csv",
+            caption="../report/crops_stacking.rst",
+            category="1 crops",
+            subcategory="tables",
+        ),
+        figure=report(
+            f"{RESULTS}/crops/figures/stacking.png",
+            caption="../report/crops_stacking.rst",
+            category="1 crops",
+            subcategory="figures",
+        ),
     log:
         f"{RESULTS}/logs/crops/stacking.log",
+    conda:
+        CONDA_ENV
     params:
         k=config["crops"]["stacking"]["k"],
         seed=config["seed"],

@@ -8,10 +8,12 @@ rule mnist_h5:
         f"{RESULTS}/data/mnist.h5",
     log:
         f"{RESULTS}/logs/data/mnist.log",
-    params:
-        mnist=config["data"]["mnist"],
+    conda:
+        CONDA_ENV
     resources:
         mem_mb=2000,
+    params:
+        mnist=config["data"]["mnist"],
     script:
         "../scripts/build_mnist.py"
 
@@ -28,10 +30,12 @@ rule cifar10_tfrecords:
         ),
     log:
         f"{RESULTS}/logs/data/cifar10.log",
-    params:
-        cifar10=config["data"]["cifar10"],
+    conda:
+        CONDA_ENV
     resources:
         mem_mb=4000,
+    params:
+        cifar10=config["data"]["cifar10"],
     script:
         "../scripts/build_cifar10.py"
 
@@ -45,11 +49,13 @@ rule digits_csv:
         test_labels=f"{RESULTS}/data/digits/test_labels.csv",
     log:
         f"{RESULTS}/logs/data/digits.log",
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=4000,
     params:
         digits=config["data"]["digits"],
         seed=config["seed"],
-    resources:
-        mem_mb=4000,
     script:
         "../scripts/build_digits.py"
 
@@ -60,12 +66,14 @@ rule ellipses_h5:
         test=f"{RESULTS}/data/ellipses/test.h5",
     log:
         f"{RESULTS}/logs/data/ellipses.log",
+    # on the critical path: the coreset selections (the longest jobs) wait for it
+    priority: 1
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=4000,
     params:
         ellipses=config["data"]["ellipses"],
         seed=config["seed"],
-    # on the critical path: the coreset selections (the longest jobs) wait for it
-    priority: 1
-    resources:
-        mem_mb=4000,
     script:
         "../scripts/build_ellipses.py"

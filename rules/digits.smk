@@ -8,7 +8,9 @@ DIGITS_PROVENANCE = f"data: digits {data_label('digits')} | config: {SCALE}"
 
 
 def digits_submissions():
-    return ["simple", "ensemble"] + (["tta"] if config["digits"]["tta"]["enabled"] else [])
+    return ["simple", "ensemble"] + (
+        ["tta"] if config["digits"]["tta"]["enabled"] else []
+    )
 
 
 def digits_ladder_seeds():
@@ -44,7 +46,10 @@ def digits_fold_init_seed(seed, fold):
 
 
 def digits_fold_runs(seed, name="predictions.npz"):
-    return [f"{DIGITS}/cv/fold{k}/seed{seed}/{name}" for k in range(config["digits"]["step2"]["folds"])]
+    return [
+        f"{DIGITS}/cv/fold{k}/seed{seed}/{name}"
+        for k in range(config["digits"]["step2"]["folds"])
+    ]
 
 
 def digits_submission_input(wc):
@@ -58,7 +63,10 @@ def digits_ladder_runs():
     out = []
     for s in digits_ladder_seeds():
         out.append(f"{DIGITS}/step1/seed{s}/predictions.npz")
-        out += [f"{DIGITS}/ladder/{row}/seed{s}/predictions.npz" for row in ("epochs", "lr_steps", "augment")]
+        out += [
+            f"{DIGITS}/ladder/{row}/seed{s}/predictions.npz"
+            for row in ("epochs", "lr_steps", "augment")
+        ]
         out += digits_fold_runs(s)
     return out
 
@@ -73,13 +81,24 @@ DIGITS_FIGURES = {
 
 
 def digits_final_output():
-    subs = [f"{DIGITS}/submissions/submission_{n}.{ext}" for n in digits_submissions() for ext in ("csv", "validated")]
-    tables = [f"{DIGITS}/{t}.csv" for t in ("leaderboard", "ladder", "bootstrap", "hardest")]
+    subs = [
+        f"{DIGITS}/submissions/submission_{n}.{ext}"
+        for n in digits_submissions()
+        for ext in ("csv", "validated")
+    ]
+    tables = [
+        f"{DIGITS}/{t}.csv" for t in ("leaderboard", "ladder", "bootstrap", "hardest")
+    ]
     return subs + tables + [f"{DIGITS}/figures/{n}.png" for n in DIGITS_FIGURES]
 
 
 def digits_report(path, name, subcategory):
-    return report(path, caption=f"../report/digits_{name}.rst", category="5 digits", subcategory=subcategory)
+    return report(
+        path,
+        caption=f"../report/digits_{name}.rst",
+        category="5 digits",
+        subcategory=subcategory,
+    )
 
 
 rule digits_arrays:
@@ -90,6 +109,8 @@ rule digits_arrays:
         f"{DIGITS}/arrays.npz",
     log:
         f"{RESULTS}/logs/digits/arrays.log",
+    conda:
+        CONDA_ENV
     resources:
         mem_mb=3000,
     script:
@@ -103,6 +124,8 @@ rule digits_folds:
         f"{DIGITS}/folds.csv",
     log:
         f"{RESULTS}/logs/digits/folds.log",
+    conda:
+        CONDA_ENV
     params:
         train_size=config["digits"]["train_size"],
         validation_fraction=config["digits"]["validation_fraction"],
@@ -119,6 +142,8 @@ rule digits_initial_weights:
         f"{DIGITS}/init/seed{{seed}}.weights.h5",
     log:
         f"{RESULTS}/logs/digits/init_seed{{seed}}.log",
+    conda:
+        CONDA_ENV
     params:
         model="cnn_medium",
     script:
@@ -129,12 +154,20 @@ rule digits_initial_weights:
 # every fold independently; one job per seed writes all k files (TensorFlow's start-up paid once).
 rule digits_fold_initial_weights:
     output:
-        [digits_fold_init("{seed}", k) for k in range(config["digits"]["step2"]["folds"])],
+        [
+            digits_fold_init("{seed}", k)
+            for k in range(config["digits"]["step2"]["folds"])
+        ],
     log:
         f"{RESULTS}/logs/digits/init_seed{{seed}}_folds.log",
+    conda:
+        CONDA_ENV
     params:
         model="cnn_medium",
-        seeds=lambda wc: [digits_fold_init_seed(wc.seed, k) for k in range(config["digits"]["step2"]["folds"])],
+        seeds=lambda wc: [
+            digits_fold_init_seed(wc.seed, k)
+            for k in range(config["digits"]["step2"]["folds"])
+        ],
     script:
         "../scripts/digits_fold_init.py"
 
@@ -157,6 +190,11 @@ rule digits_step1:
         f"{RESULTS}/logs/digits/step1_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/digits/step1_seed{{seed}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=3000, runtime=120),
     params:
         train=digits_train_params("step1"),
         part="step1",
@@ -164,9 +202,6 @@ rule digits_step1:
         init_seed=lambda wc: int(wc.seed),
         deterministic=config["deterministic"],
         precision=config["precision"],
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=3000, runtime=120),
     script:
         "../scripts/digits_train.py"
 
@@ -183,6 +218,11 @@ rule digits_ladder:
         f"{RESULTS}/benchmarks/digits/ladder_{{row}}_seed{{seed}}.tsv"
     wildcard_constraints:
         row="epochs|lr_steps|augment",
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=3000, runtime=180),
     params:
         train=lambda wc: digits_train_params(wc.row),
         part="step1",
@@ -190,9 +230,6 @@ rule digits_ladder:
         init_seed=lambda wc: int(wc.seed),
         deterministic=config["deterministic"],
         precision=config["precision"],
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=3000, runtime=180),
     script:
         "../scripts/digits_train.py"
 
@@ -209,6 +246,11 @@ rule digits_fold:
         f"{RESULTS}/benchmarks/digits/fold{{fold}}_seed{{seed}}.tsv"
     wildcard_constraints:
         fold=r"\d+",
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=3000, runtime=180),
     params:
         train=digits_train_params("fold"),
         part=lambda wc: f"fold{wc.fold}",
@@ -216,9 +258,6 @@ rule digits_fold:
         init_seed=lambda wc: digits_fold_init_seed(wc.seed, wc.fold),
         deterministic=config["deterministic"],
         precision=config["precision"],
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=3000, runtime=180),
     script:
         "../scripts/digits_train.py"
 
@@ -227,11 +266,17 @@ rule digits_submission:
     input:
         digits_submission_input,
     output:
-        digits_report(f"{DIGITS}/submissions/submission_{{name}}.csv", "submission", "submissions"),
+        digits_report(
+            f"{DIGITS}/submissions/submission_{{name}}.csv",
+            "submission",
+            "submissions",
+        ),
     log:
         f"{RESULTS}/logs/digits/submission_{{name}}.log",
     wildcard_constraints:
         name="simple|ensemble|tta",
+    conda:
+        CONDA_ENV
     params:
         key=lambda wc: "test_tta" if wc.name == "tta" else "test",
     script:
@@ -248,14 +293,21 @@ rule digits_validate_submission:
         f"{RESULTS}/logs/digits/validate_{{name}}.log",
     wildcard_constraints:
         name="simple|ensemble|tta",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/digits_validate.py"
 
 
 rule digits_leaderboard:
     input:
-        submissions=expand(f"{DIGITS}/submissions/submission_{{name}}.csv", name=digits_submissions()),
-        validated=expand(f"{DIGITS}/submissions/submission_{{name}}.validated", name=digits_submissions()),
+        submissions=expand(
+            f"{DIGITS}/submissions/submission_{{name}}.csv", name=digits_submissions()
+        ),
+        validated=expand(
+            f"{DIGITS}/submissions/submission_{{name}}.validated",
+            name=digits_submissions(),
+        ),
         step1=f"{DIGITS}/step1/seed{config['seed']}/predictions.npz",
         folds_pred=digits_fold_runs(config["seed"]),
         folds=f"{DIGITS}/folds.csv",
@@ -264,6 +316,8 @@ rule digits_leaderboard:
         digits_report(f"{DIGITS}/leaderboard.csv", "leaderboard", "tables"),
     log:
         f"{RESULTS}/logs/digits/leaderboard.log",
+    conda:
+        CONDA_ENV
     params:
         names=digits_submissions(),
     script:
@@ -278,6 +332,8 @@ rule digits_ladder_table:
         digits_report(f"{DIGITS}/ladder.csv", "ladder", "tables"),
     log:
         f"{RESULTS}/logs/digits/ladder.log",
+    conda:
+        CONDA_ENV
     params:
         seeds=digits_ladder_seeds(),
         folds=config["digits"]["step2"]["folds"],
@@ -292,6 +348,8 @@ rule digits_hardest:
         digits_report(f"{DIGITS}/hardest.csv", "hardest", "tables"),
     log:
         f"{RESULTS}/logs/digits/hardest.log",
+    conda:
+        CONDA_ENV
     params:
         top=config["digits"]["hardest"]["top"],
     script:
@@ -300,14 +358,21 @@ rule digits_hardest:
 
 rule digits_bootstrap:
     input:
-        submissions=expand(f"{DIGITS}/submissions/submission_{{name}}.csv", name=digits_submissions()),
-        validated=expand(f"{DIGITS}/submissions/submission_{{name}}.validated", name=digits_submissions()),
+        submissions=expand(
+            f"{DIGITS}/submissions/submission_{{name}}.csv", name=digits_submissions()
+        ),
+        validated=expand(
+            f"{DIGITS}/submissions/submission_{{name}}.validated",
+            name=digits_submissions(),
+        ),
         test_labels=f"{RESULTS}/data/digits/test_labels.csv",
     output:
         summary=digits_report(f"{DIGITS}/bootstrap.csv", "bootstrap", "tables"),
         scores=f"{DIGITS}/bootstrap_scores.csv",
     log:
         f"{RESULTS}/logs/digits/bootstrap.log",
+    conda:
+        CONDA_ENV
     params:
         names=digits_submissions(),
         bootstrap=config["digits"]["bootstrap"],
@@ -324,6 +389,8 @@ rule digits_figure_fold_curves:
         digits_report(f"{DIGITS}/figures/fold_curves.png", "fold_curves", "figures"),
     log:
         f"{RESULTS}/logs/digits/figure_fold_curves.log",
+    conda:
+        CONDA_ENV
     params:
         figure="fold_curves",
         provenance=DIGITS_PROVENANCE,
@@ -335,9 +402,13 @@ rule digits_figure_ensemble_vs_single:
     input:
         leaderboard=f"{DIGITS}/leaderboard.csv",
     output:
-        digits_report(f"{DIGITS}/figures/ensemble_vs_single.png", "ensemble_vs_single", "figures"),
+        digits_report(
+            f"{DIGITS}/figures/ensemble_vs_single.png", "ensemble_vs_single", "figures"
+        ),
     log:
         f"{RESULTS}/logs/digits/figure_ensemble_vs_single.log",
+    conda:
+        CONDA_ENV
     params:
         figure="ensemble_vs_single",
         provenance=DIGITS_PROVENANCE,
@@ -353,6 +424,8 @@ rule digits_figure_hardest:
         digits_report(f"{DIGITS}/figures/hardest.png", "hardest_figure", "figures"),
     log:
         f"{RESULTS}/logs/digits/figure_hardest.log",
+    conda:
+        CONDA_ENV
     params:
         figure="hardest",
         show=config["digits"]["hardest"]["show"],
@@ -369,6 +442,8 @@ rule digits_figure_bootstrap:
         digits_report(f"{DIGITS}/figures/bootstrap.png", "bootstrap_figure", "figures"),
     log:
         f"{RESULTS}/logs/digits/figure_bootstrap.log",
+    conda:
+        CONDA_ENV
     params:
         figure="bootstrap",
         provenance=DIGITS_PROVENANCE,
@@ -383,6 +458,8 @@ rule digits_figure_ladder:
         digits_report(f"{DIGITS}/figures/ladder.png", "ladder_figure", "figures"),
     log:
         f"{RESULTS}/logs/digits/figure_ladder.log",
+    conda:
+        CONDA_ENV
     params:
         figure="ladder",
         provenance=DIGITS_PROVENANCE,
@@ -406,16 +483,18 @@ rule digits_kaggle_submit:
         f"{RESULTS}/logs/digits/kaggle_submit_{{name}}.log",
     wildcard_constraints:
         name="simple|ensemble|tta",
+    localrule: True
+    conda:
+        CONDA_ENV
     params:
         competition="digit-recognizer",
         source=config["data"]["digits"]["source"],
         message=lambda wc: f"dataset-anatomy {wc.name} ({SCALE} config)",
-    localrule: True
     shell:
         """
         if [ "{params.source}" != kaggle ]; then
-            echo "refusing to submit: data.digits.source is '{params.source}', not 'kaggle' (the competition's test.csv)" > {log}
+            echo "refusing to submit: data.digits.source is '{params.source}', not 'kaggle' (the competition's test.csv)" >{log}
             exit 1
         fi
-        kaggle competitions submit -c {params.competition} -f {input.submission} -m "{params.message}" > {output} 2> {log}
+        kaggle competitions submit -c {params.competition} -f {input.submission} -m "{params.message}" >{output} 2>{log}
         """

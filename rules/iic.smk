@@ -4,8 +4,20 @@
 def iic_train_params():
     """The config slice one IIC training uses."""
     c = config["iic"]
-    return {k: c[k] for k in ("train_size", "batch_size", "epochs", "learning_rate", "widths", "clusters",
-                              "overclusters", "transforms", "alpha_warmup_epochs")}
+    return {
+        k: c[k]
+        for k in (
+            "train_size",
+            "batch_size",
+            "epochs",
+            "learning_rate",
+            "widths",
+            "clusters",
+            "overclusters",
+            "transforms",
+            "alpha_warmup_epochs",
+        )
+    }
 
 
 def iic_alpha_over(alpha):
@@ -33,18 +45,20 @@ rule iic_train:
         f"{RESULTS}/logs/iic/{{tset}}_a{{alpha}}_o{{alpha_over}}_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/iic/{{tset}}_a{{alpha}}_o{{alpha_over}}_seed{{seed}}.tsv"
+    wildcard_constraints:
+        tset="all|rotate|distort|binarize|noise",
+        alpha=r"[0-9.e+-]+",
+        alpha_over=r"[0-9.e+-]+",
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=4000, runtime=240),
     params:
         train=iic_train_params(),
         backup=lambda wc: f"{RESUME}/iic/{wc.tset}/a{wc.alpha}_o{wc.alpha_over}/seed{wc.seed}",
         deterministic=config["deterministic"],
         precision=config["precision"],
-    wildcard_constraints:
-        tset="all|rotate|distort|binarize|noise",
-        alpha=r"[0-9.e+-]+",
-        alpha_over=r"[0-9.e+-]+",
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=4000, runtime=240),
     script:
         "../scripts/train_iic.py"
 
@@ -65,15 +79,37 @@ rule iic_aggregate:
         histories=[f"{d}/history.csv" for d in iic_run_dirs()],
         predictions=[f"{d}/predictions.npz" for d in iic_run_dirs()],
     output:
-        runs=report(f"{RESULTS}/iic/runs.csv", caption="../report/iic_runs.rst", category="3 iic", subcategory="tables"),
-        summary=report(f"{RESULTS}/iic/summary.csv", caption="../report/iic_summary.rst", category="3 iic", subcategory="tables"),
-        gif=report(f"{RESULTS}/iic/figures/p_over_epochs.gif", caption="../report/iic_p_over_epochs.rst", category="3 iic", subcategory="figures"),
         **{
-            name: report(f"{RESULTS}/iic/figures/{name}.png", caption=f"../report/iic_{name}.rst", category="3 iic", subcategory="figures")
+            name: report(
+                f"{RESULTS}/iic/figures/{name}.png",
+                caption=f"../report/iic_{name}.rst",
+                category="3 iic",
+                subcategory="figures",
+            )
             for name in IIC_FIGURES
         },
+        runs=report(
+            f"{RESULTS}/iic/runs.csv",
+            caption="../report/iic_runs.rst",
+            category="3 iic",
+            subcategory="tables",
+        ),
+        summary=report(
+            f"{RESULTS}/iic/summary.csv",
+            caption="../report/iic_summary.rst",
+            category="3 iic",
+            subcategory="tables",
+        ),
+        gif=report(
+            f"{RESULTS}/iic/figures/p_over_epochs.gif",
+            caption="../report/iic_p_over_epochs.rst",
+            category="3 iic",
+            subcategory="figures",
+        ),
     log:
         f"{RESULTS}/logs/iic/aggregate.log",
+    conda:
+        CONDA_ENV
     params:
         clusters=config["iic"]["clusters"],
         overclusters=config["iic"]["overclusters"],

@@ -10,12 +10,20 @@ rule summary:
         digits_leaderboard=f"{RESULTS}/digits/leaderboard.csv",
         digits_bootstrap=f"{RESULTS}/digits/bootstrap.csv",
         digits_ladder=f"{RESULTS}/digits/ladder.csv",
-        coreset=[f"{RESULTS}/coreset/verdict.csv"] if config["coreset"]["enabled"] else [],
+        coreset=(
+            [f"{RESULTS}/coreset/verdict.csv"] if config["coreset"]["enabled"] else []
+        ),
     output:
-        csv=report(f"{RESULTS}/summary.csv", caption="../report/summary.rst", category="0 summary"),
+        csv=report(
+            f"{RESULTS}/summary.csv",
+            caption="../report/summary.rst",
+            category="0 summary",
+        ),
         md=f"{RESULTS}/summary.md",
     log:
         f"{RESULTS}/logs/summary.log",
+    conda:
+        CONDA_ENV
     params:
         scale=SCALE,
         data={name: data_label(name) for name in ("mnist", "cifar10", "digits")},

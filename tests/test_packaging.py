@@ -89,3 +89,27 @@ def test_env_pins_a_python_the_project_supports():
         floor = tomllib.load(f)["project"]["requires-python"]
     fm = re.fullmatch(r">=\s*(\d+)\.(\d+)", floor)
     assert m and fm and (int(m[1]), int(m[2])) >= (int(fm[1]), int(fm[2]))
+
+
+def test_rule_files_are_formatted_with_snakefmt():
+    """The snakemake-workflows catalogue's convention: `snakefmt rules Snakefile` leaves nothing to change."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "--diff", "rules", "Snakefile"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, f"run `snakefmt rules Snakefile`:\n{p.stdout[-3000:]}{p.stderr[-2000:]}"
+
+
+def test_every_rule_that_runs_code_names_the_conda_environment():
+    """`--software-deployment-method conda` builds envs/tensorflow.yaml for every job, so `snakemake --lint`
+    has no rule without an environment."""
+    rules = {}
+    for smk in sorted((ROOT / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=(?:rule|checkpoint) \w+:)", smk.read_text()):
+            m = re.match(r"(?:rule|checkpoint) (\w+):", block)
+            if m and re.search(r"^\s+(script|shell|run):", block, re.M):
+                rules[m[1]] = "conda:\n        CONDA_ENV" in block
+    assert len(rules) > 40 and all(rules.values()), sorted(r for r, ok in rules.items() if not ok)
+    common = (ROOT / "rules" / "common.smk").read_text()
+    assert 'CONDA_ENV = "../envs/tensorflow.yaml"' in common and (ROOT / "envs" / "tensorflow.yaml").exists()
