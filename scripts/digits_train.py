@@ -1,5 +1,5 @@
 """Rules digits_step1 / digits_ladder / digits_fold: train CNNMedium once, write its predictions."""
-from anatomy.logs import log_step
+from anatomy.logs import contract_files, log_step
 
 with log_step(snakemake):
     from anatomy.studies.digits import train_digits_model
@@ -8,7 +8,7 @@ with log_step(snakemake):
     train_digits_model(
         arrays=snakemake.input.arrays, folds=snakemake.input.folds, init_weights=snakemake.input.init,
         test_labels=snakemake.input.test_labels,
-        files={**{k: out[k] for k in ("model", "history", "metrics", "predictions")}, "backup": snakemake.params.backup},
+        files=contract_files(snakemake),
         params=snakemake.params.train, part=snakemake.params.part, seed=int(snakemake.wildcards.seed),
         threads=snakemake.threads, deterministic=snakemake.params.deterministic,
         precision=snakemake.params.precision, init_seed=snakemake.params.init_seed,

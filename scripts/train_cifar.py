@@ -1,5 +1,5 @@
 """Rule cifar_train: one VGG-like run (BN or not, learning rate, noise, augmentation, variant)."""
-from anatomy.logs import log_step
+from anatomy.logs import contract_files, log_step
 
 with log_step(snakemake):
     import numpy as np
@@ -13,7 +13,7 @@ with log_step(snakemake):
         variant["description"] = str(variant["description"])
     train_cifar_run(
         manifest=snakemake.input.manifest[0],
-        files={**{k: snakemake.output[k] for k in ("model", "history", "metrics")}, "backup": snakemake.params.backup},
+        files=contract_files(snakemake, ("model", "history", "metrics")),
         spec=snakemake.params.spec, model_cfg=snakemake.params.model, train_cfg=snakemake.params.train,
         variant=variant, threads=snakemake.threads, seed=snakemake.params.seed,
         deterministic=snakemake.params.deterministic, precision=snakemake.params.precision,

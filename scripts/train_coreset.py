@@ -1,12 +1,12 @@
 """Rules coreset_select, coreset_control and coreset_control_matched: one U-Net training step
 (a selection run, a control stopped at the target, or a control trained for the selection's gradient steps)."""
-from anatomy.logs import log_step
+from anatomy.logs import contract_files, log_step
 
 with log_step(snakemake):
     from anatomy.studies import coreset
 
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
-    files = {**{k: out[k] for k in ("model", "history", "metrics", "predictions")}, "backup": p.backup}
+    files = contract_files(snakemake)  # TensorBoard: the controls only (the selection is its own loop)
     common = dict(train_h5=inp.train, test_h5=inp.test, init_weights=inp.init, params=p.train,
                   threads=snakemake.threads, seed=int(p.seed), deterministic=p.deterministic,
                   precision=p.precision)

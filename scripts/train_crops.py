@@ -1,5 +1,5 @@
 """Rule crops_*: train the Keras MNIST CNN on full images or under one window mask."""
-from anatomy.logs import log_step
+from anatomy.logs import contract_files, log_step
 
 with log_step(snakemake):
     import numpy as np
@@ -10,7 +10,7 @@ with log_step(snakemake):
     seed = int(snakemake.wildcards.get("seed", snakemake.params.get("seed", 0)))
     train_crops_run(
         mnist_h5=snakemake.input.mnist, init_weights=snakemake.input.init, mask=mask,
-        files={**{k: snakemake.output[k] for k in ("model", "history", "metrics", "predictions")}, "backup": snakemake.params.backup},
+        files=contract_files(snakemake),
         params=snakemake.params.train, threads=snakemake.threads, seed=seed, data_seed=snakemake.params.data_seed,
         deterministic=snakemake.params.deterministic, precision=snakemake.params.precision,
     )

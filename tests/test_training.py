@@ -153,3 +153,32 @@ def test_a_backup_made_with_another_configuration_is_not_resumed(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["resumed_from_epoch"] == 0
     hist = pd.read_csv(tmp_path / "history.csv")
     assert hist["epoch"].tolist() == [1, 2, 3] and (hist["lr"].round(6) == 0.01).all()
+
+
+def test_tensorboard_logs_are_written_when_asked_and_their_folder_mirrors_the_backup(tmp_path):
+    from anatomy.logs import tensorboard_dir
+
+    assert tensorboard_dir("results/.resume/iic/all/a1_o1/seed0") == "results/tensorboard/iic/all/a1_o1/seed0"
+    with pytest.raises(ValueError, match="not under a .resume folder"):
+        tensorboard_dir("results/iic/seed0")
+
+    from anatomy.training.setup import configure_tensorflow
+
+    configure_tensorflow(threads=1, seed=0, deterministic=False)
+    import keras
+    import numpy as np
+
+    from anatomy.training.contract import fit_with_contract
+    from anatomy.training.pipeline import ArrayData
+
+    x = np.random.default_rng(0).integers(0, 256, (64, 4, 4, 1), dtype=np.uint8)
+    y = (x.reshape(64, -1).mean(1) > 127).astype("int64")
+    for logged in (False, True):
+        out = tmp_path / str(logged)
+        model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2, "softmax")])
+        model.compile("sgd", "sparse_categorical_crossentropy")
+        files = {"model": out / "model.keras", "history": out / "history.csv", "metrics": out / "metrics.json",
+                 "backup": out / ".resume" / "run", **({"tensorboard": out / "tb"} if logged else {})}
+        fit_with_contract(model, ArrayData(x, y, batch_size=32, seed=0), epochs=2, files=files)
+        events = list((out / "tb").rglob("events.out.tfevents.*"))
+        assert bool(events) == logged, events

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from pathlib import Path
 
 
 @contextlib.contextmanager
@@ -43,3 +44,24 @@ def log_step(snakemake):
     """The rule script's log context: ``with log_step(snakemake): ...``."""
     logs = list(getattr(snakemake, "log", []) or [])
     return redirect_output(logs[0] if logs else None)
+
+
+def contract_files(snakemake, keys=("model", "history", "metrics", "predictions")) -> dict:
+    """The training contract's paths for one training rule: its outputs ``keys``, the backup folder
+    (``params.backup``, under results/.resume/) and, with ``tensorboard: true`` in the config, a
+    TensorBoard folder for the same run under results/tensorboard/. The switch is read from the config,
+    not passed as a param, so turning it on or off reruns no training."""
+    files = {k: snakemake.output[k] for k in keys}
+    files["backup"] = snakemake.params.backup
+    if snakemake.config.get("tensorboard"):
+        files["tensorboard"] = tensorboard_dir(files["backup"])
+    return files
+
+
+def tensorboard_dir(backup) -> str:
+    """results/.resume/<study>/<run> -> results/tensorboard/<study>/<run>."""
+    parts = list(Path(backup).parts)
+    if ".resume" not in parts:
+        raise ValueError(f"backup folder {backup} is not under a .resume folder")
+    parts[parts.index(".resume")] = "tensorboard"
+    return str(Path(*parts))

@@ -265,7 +265,7 @@ def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None,
     ``data`` provides ``dataset(start_epoch, epochs)`` and ``steps_per_epoch``
     (:class:`anatomy.training.pipeline.ArrayData`). ``files`` holds the paths
     ``model``, ``history``, ``metrics`` and ``backup`` (the last not a declared
-    output). ``evaluate(model)`` returns the final test metrics. ``export_model``
+    output), and optionally ``tensorboard``: a folder for Keras' TensorBoard logs. ``evaluate(model)`` returns the final test metrics. ``export_model``
     is saved as ``model.keras`` in place of ``model`` (e.g. the plain network
     inside a custom training wrapper). Callbacks
     with ``get_state``/``set_state`` and a ``name`` have their state backed up.
@@ -292,6 +292,9 @@ def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None,
         model.stop_training = False
         cbs = [keras.callbacks.TerminateOnNaN(), *callbacks, _make_recorder(history_rows, [epochs]),
                _make_backup(backup_dir, history_rows, stateful, fingerprint, backup_seconds, epochs)]
+        if files.get("tensorboard"):  # opt-in (config `tensorboard: true`); a resumed run appends to the same folder
+            cbs.append(keras.callbacks.TensorBoard(log_dir=str(files["tensorboard"]), write_graph=False,
+                                                   profile_batch=0))
         model.fit(data.dataset(start, epochs), epochs=epochs, initial_epoch=start,
                   steps_per_epoch=data.steps_per_epoch, validation_data=validation,
                   validation_batch_size=validation_batch_size if isinstance(validation, tuple) else None,
