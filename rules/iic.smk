@@ -78,6 +78,7 @@ rule iic_aggregate:
         mnist=f"{RESULTS}/data/mnist.h5",
         histories=[f"{d}/history.csv" for d in iic_run_dirs()],
         predictions=[f"{d}/predictions.npz" for d in iic_run_dirs()],
+        metrics=[f"{d}/metrics.json" for d in iic_run_dirs()],
     output:
         **{
             name: report(
@@ -113,7 +114,6 @@ rule iic_aggregate:
     params:
         clusters=config["iic"]["clusters"],
         overclusters=config["iic"]["overclusters"],
-        batch_size=config["iic"]["batch_size"],
         provenance=f"data: MNIST {data_label('mnist')} (labels only to score) | config: {SCALE}",
     script:
         "../scripts/iic_aggregate.py"

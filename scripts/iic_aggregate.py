@@ -1,11 +1,8 @@
 """Rule iic_aggregate: runs.csv, summary.csv and every iic figure (no TensorFlow)."""
-from pathlib import Path
-
 from anatomy.logs import log_step
 
 with log_step(snakemake):
     import numpy as np
-    import pandas as pd
 
     from anatomy.io import read_dataset_h5
     from anatomy.plots import iic as plots
@@ -13,21 +10,8 @@ with log_step(snakemake):
 
     out, prov = snakemake.output, snakemake.params.provenance
     k, k_over = snakemake.params.clusters, snakemake.params.overclusters
-    rows, hist, preds = [], {}, {}
-    for h_path, p_path in zip(snakemake.input.histories, snakemake.input.predictions):
-        run = Path(h_path).parent
-        tset, alphas, seed = run.parent.parent.name, run.parent.name, int(run.name.removeprefix("seed"))
-        alpha, alpha_over = (float(a[1:]) for a in alphas.split("_"))
-        h = pd.read_csv(h_path)
-        with np.load(p_path) as p:
-            pred = {key: p[key] for key in p.files}
-        key = (tset, alpha, alpha_over, seed)
-        hist[key], preds[key] = h, pred
-        rows.append({"transform_set": tset, "alpha": alpha, "alpha_over": alpha_over, "seed": seed,
-                     **iic.run_row(h, pred, clusters=k),
-                     "uniform_is_batch_optimum": any(iic.uniform_beats_clusters(a, c, snakemake.params.batch_size)
-                                                     for a, c in ((alpha, k), (alpha_over, k_over)))})
-    runs = pd.DataFrame(rows)
+    inp = snakemake.input
+    runs, hist, preds = iic.collect(zip(inp.histories, inp.predictions, inp.metrics))
     runs.to_csv(out.runs, index=False, float_format="%.5f")
     iic.summarise(runs).to_csv(out.summary, index=False, float_format="%.5f")
 

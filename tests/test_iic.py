@@ -189,3 +189,24 @@ def test_run_row_flags_a_run_that_ended_at_the_uniform_point():
     sharp = {"z": np.eye(10)[np.arange(50) % 10] * 0.99 + 0.001}
     assert iic.run_row(hist, flat, clusters=10)["at_uniform_point"]
     assert not iic.run_row(hist, sharp, clusters=10)["at_uniform_point"]
+
+
+def test_collect_reads_each_runs_parameters_from_its_metrics_not_its_path(tmp_path):
+    hist = pd.DataFrame({"epoch": [1, 2], "eval_loss": [-1.0, -2.0], "test_accuracy": [0.2, 0.3],
+                         "test_over_purity": [0.3, 0.4], "seconds": [1.0, 1.0]})
+    files = []
+    for i, (alpha, batch) in enumerate(((1.0, 100), (10.0, 100))):
+        d = tmp_path / f"run{i}"  # the folder name says nothing
+        d.mkdir()
+        hist.to_csv(d / "history.csv", index=False)
+        np.savez(d / "predictions.npz", z=np.full((20, 10), 0.1))
+        (d / "metrics.json").write_text(json.dumps({
+            "transform_set": "rotate", "alpha": alpha, "alpha_over": alpha, "seed": 7, "alpha_warmup_steps": 6,
+            "params": {"clusters": 10, "overclusters": 50, "batch_size": batch}}))
+        files.append((d / "history.csv", d / "predictions.npz", d / "metrics.json"))
+    runs, hists, preds = iic.collect(files)
+    assert runs[["transform_set", "alpha", "seed"]].values.tolist() == [["rotate", 1.0, 7], ["rotate", 10.0, 7]]
+    assert runs["uniform_is_batch_optimum"].tolist() == [False, True]  # alpha 10, 50 clusters, batch 100
+    assert runs["at_uniform_point"].all() and set(hists) == set(preds) == {("rotate", 1.0, 1.0, 7),
+                                                                          ("rotate", 10.0, 10.0, 7)}
+    assert iic.summarise(runs)["uniform_is_batch_optimum"].tolist() == [0, 1]

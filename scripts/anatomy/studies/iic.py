@@ -204,6 +204,31 @@ def run_row(history, predictions: dict, *, clusters: int) -> dict:
     }
 
 
+def collect(run_files) -> tuple["pd.DataFrame", dict, dict]:
+    """``run_files``: (history.csv, predictions.npz, metrics.json) per run. Each run's parameters are read
+    from its metrics.json (the config slice it trained with), never parsed from its path. Returns the runs
+    table and each run's history and predictions, keyed (transform set, alpha, alpha_over, seed)."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    rows, hist, preds = [], {}, {}
+    for h_path, p_path, m_path in run_files:
+        m = json.loads(Path(m_path).read_text())
+        p = m["params"]
+        key = (m["transform_set"], float(m["alpha"]), float(m["alpha_over"]), int(m["seed"]))
+        hist[key] = pd.read_csv(h_path)
+        with np.load(p_path) as f:
+            preds[key] = {k: f[k] for k in f.files}
+        rows.append({"transform_set": key[0], "alpha": key[1], "alpha_over": key[2], "seed": key[3],
+                     **run_row(hist[key], preds[key], clusters=p["clusters"]),
+                     "batch_size": p["batch_size"], "alpha_warmup_steps": m.get("alpha_warmup_steps", 0),
+                     "uniform_is_batch_optimum": any(uniform_beats_clusters(a, k, p["batch_size"]) for a, k in
+                                                     ((key[1], p["clusters"]), (key[2], p["overclusters"])))})
+    return pd.DataFrame(rows), hist, preds
+
+
 def summarise(runs: "pd.DataFrame") -> "pd.DataFrame":
     """Mean and spread over seeds per (transform set, alpha); plus the seed chosen by its final IIC loss."""
     import pandas as pd
