@@ -59,15 +59,15 @@ def digits_submission_input(wc):
 
 
 def digits_ladder_runs():
-    """Every prediction file the ladder reads: step 1, the three single-model rows and the folds, per seed."""
-    out = []
+    """Every prediction file the ladder reads, named '<row>_seed<s>' (step1, epochs, lr_steps, augment)
+    and 'fold<k>_seed<s>' (k from 1)."""
+    out = {}
     for s in digits_ladder_seeds():
-        out.append(f"{DIGITS}/step1/seed{s}/predictions.npz")
-        out += [
-            f"{DIGITS}/ladder/{row}/seed{s}/predictions.npz"
-            for row in ("epochs", "lr_steps", "augment")
-        ]
-        out += digits_fold_runs(s)
+        out[f"step1_seed{s}"] = f"{DIGITS}/step1/seed{s}/predictions.npz"
+        for row in ("epochs", "lr_steps", "augment"):
+            out[f"{row}_seed{s}"] = f"{DIGITS}/ladder/{row}/seed{s}/predictions.npz"
+        for k, path in enumerate(digits_fold_runs(s), start=1):
+            out[f"fold{k}_seed{s}"] = path
     return out
 
 
@@ -326,7 +326,7 @@ rule digits_leaderboard:
 
 rule digits_ladder_table:
     input:
-        runs=digits_ladder_runs(),
+        unpack(lambda wc: digits_ladder_runs()),
         test_labels=f"{RESULTS}/data/digits/test_labels.csv",
     output:
         digits_report(f"{DIGITS}/ladder.csv", "ladder", "tables"),

@@ -29,3 +29,22 @@ def test_snapshot_copies_the_summary_and_records_the_run(tmp_path):
     assert (dest / "summary.md").read_text() == "# summary\n| crops | ... |\n"
     t = (dest / "timings.md").read_text()
     assert "12.6 min (754 s)" in t and "| cifar | 1 | 12.0 |" in t and "CPU cores" in t
+
+
+def test_a_one_study_snapshot_copies_its_tables_and_figures_and_times_it_alone(tmp_path):
+    import pytest
+
+    r = tmp_path / "results"
+    _bench(r / "benchmarks" / "iic" / "all" / "a1_o1_seed0.tsv", 30.0)
+    _bench(r / "benchmarks" / "cifar" / "bn_lr0.05.tsv", 12.0)
+    (r / "iic" / "figures").mkdir(parents=True)
+    (r / "iic" / "runs.csv").write_text("alpha\n1\n")
+    (r / "iic" / "figures" / "confusion.png").write_bytes(b"png")
+    dest = timings.snapshot(r, tmp_path / "snap", wall_seconds=60, command="snakemake results/iic/summary.csv",
+                            study="iic", figures=["confusion"], data="MNIST from a local npz")
+    assert dest == tmp_path / "snap" / "iic" and (dest / "runs.csv").read_text() == "alpha\n1\n"
+    assert (dest / "confusion.png").read_bytes() == b"png" and not (dest / "summary.md").exists()
+    t = (dest / "timings.md").read_text()
+    assert "- data: MNIST from a local npz" in t and "| iic | 1 | 30.0 |" in t and "cifar" not in t
+    with pytest.raises(FileNotFoundError, match="no tables"):
+        timings.snapshot(r, tmp_path / "snap", wall_seconds=None, command="x", study="coreset")

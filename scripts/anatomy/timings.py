@@ -56,20 +56,39 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def snapshot(results, dest, *, wall_seconds: float | None, command: str) -> Path:
-    """Copy ``summary.md`` of a finished run to ``dest`` and write ``timings.md`` beside it."""
-    dest = Path(dest)
+def snapshot(results, dest, *, wall_seconds: float | None, command: str, study: str | None = None,
+             figures=(), data: str | None = None) -> Path:
+    """Copy ``summary.md`` of a finished run to ``dest`` and write ``timings.md`` beside it.
+
+    With ``study`` (a run of one study's targets, before the whole workflow has run): copy that
+    study's tables (``results/<study>/*.csv``) and the named ``figures`` to ``dest/<study>/`` instead,
+    and time that study's jobs only. ``data`` records where the data came from.
+    """
+    dest = Path(dest) / study if study else Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(results) / "summary.md", dest / "summary.md")
+    if study:
+        tables = sorted((Path(results) / study).glob("*.csv"))
+        if not tables:
+            raise FileNotFoundError(f"{Path(results) / study}: no tables; has the study run?")
+        for f in tables:
+            shutil.copyfile(f, dest / f.name)
+        for name in figures:
+            shutil.copyfile(Path(results) / study / "figures" / f"{name}.png", dest / f"{name}.png")
+    else:
+        shutil.copyfile(Path(results) / "summary.md", dest / "summary.md")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     wall = f"{wall_seconds / 60:.1f} min ({wall_seconds:.0f} s)" if wall_seconds else "not recorded"
     head = [f"# Timings of `{command}`", "",
             f"- date: {datetime.date.today().isoformat()}; commit: {commit or 'unknown'}",
             f"- machine: {os.cpu_count()} CPU cores, {_cpu_model()}, {platform.system()} {platform.machine()}",
+            *([f"- data: {data}"] if data else []),
             f"- wall time: {wall}", "",
             "Job-seconds per study (sum of the jobs' wall times from `results/benchmarks/`; jobs run "
             "side by side, so the wall time is less than the sum):", ""]
-    (dest / "timings.md").write_text("\n".join(head) + "\n" + markdown(study_times(results)) + "\n")
+    times = study_times(results)
+    if study:
+        times = times[times["study"] == study]
+    (dest / "timings.md").write_text("\n".join(head) + "\n" + markdown(times) + "\n")
     return dest
 
 
@@ -79,9 +98,14 @@ def main(argv=None) -> None:
     ap.add_argument("--snapshot", help="folder to copy summary.md to and write timings.md in")
     ap.add_argument("--wall-seconds", type=float, help="the run's measured wall time")
     ap.add_argument("--command", default="snakemake --cores all", help="the command that made the run")
+    ap.add_argument("--study", help="snapshot one study's tables (and --figures) instead of summary.md")
+    ap.add_argument("--figures", nargs="*", default=[], help="figure names under results/<study>/figures/")
+    ap.add_argument("--data", help="where the data came from (recorded in timings.md)")
     a = ap.parse_args(argv)
     if a.snapshot:
-        print(snapshot(a.results, a.snapshot, wall_seconds=a.wall_seconds, command=a.command) / "timings.md")
+        dest = snapshot(a.results, a.snapshot, wall_seconds=a.wall_seconds, command=a.command, study=a.study,
+                        figures=a.figures, data=a.data)
+        print(dest / "timings.md")
     print(markdown(study_times(a.results)))
 
 

@@ -461,6 +461,25 @@ def hardest(oof: pd.DataFrame, *, top: int) -> pd.DataFrame:
     return out
 
 
+def ladder_from_runs(runs, seeds, folds: int, test_labels) -> pd.DataFrame:
+    """The ladder from its prediction files: ``runs`` maps '<row>_seed<s>' (step1, epochs, lr_steps,
+    augment) and 'fold<k>_seed<s>' (k = 1..folds) to predictions.npz paths; ``test_labels`` may be None."""
+    acc = lambda probs, labels: float((probs.argmax(1) == labels).mean())  # noqa: E731
+    test_acc, holdout_acc = {}, {}
+    for s in seeds:
+        for row in ("step1", "epochs", "lr_steps", "augment"):
+            p = read_predictions(runs[f"{row}_seed{s}"])
+            held = ~p["seen"]
+            holdout_acc[(row, s)] = acc(p["probs"][held], p["labels"][held])
+            test_acc[(row, s)] = np.nan if test_labels is None else acc(p["test"], test_labels)
+        preds = [read_predictions(runs[f"fold{k}_seed{s}"]) for k in range(1, folds + 1)]
+        oof = out_of_fold(preds)
+        holdout_acc[("ensemble", s)] = float((oof["oof_prediction"] == oof["label"]).mean())
+        test_acc[("ensemble", s)] = (np.nan if test_labels is None
+                                     else acc(ensemble([p["test"] for p in preds]), test_labels))
+    return ladder(test_acc, holdout_acc, seeds)
+
+
 def ladder(test_acc: dict, holdout_acc: dict, seeds) -> pd.DataFrame:
     """The ablation ladder: one row per rung, accuracy per seed, mean, spread and what each rung bought.
 
