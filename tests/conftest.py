@@ -128,6 +128,7 @@ class Workflow:
         return parse_job_counts(p.stdout + p.stderr)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook turns the marker into a group
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist, every test that uses the tiny workflow (directly or through another fixture)
     runs in the same worker, so that the session fixture runs once."""

@@ -176,7 +176,7 @@ def test_rule_scripts_import_the_package_of_the_checkout_that_runs(tmp_path):
 
     copy = tmp_path / "checkout"
     copy.mkdir()
-    for part in ("Snakefile", "rules", "scripts", "config", "report", "resources"):
+    for part in ("Snakefile", "rules", "scripts", "config", "report", "resources", "envs"):
         (shutil.copytree if (ROOT / part).is_dir() else shutil.copy)(ROOT / part, copy / part)
     marker = tmp_path / "imported_from.txt"
     init = copy / "scripts" / "anatomy" / "__init__.py"
