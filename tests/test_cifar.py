@@ -323,3 +323,20 @@ def test_noisy_bn_test_accuracies_are_seeded_and_leave_the_model_as_it_was():
     assert 0 <= r["accuracy_bn_reestimated"] <= 1
     for a, b in zip(before, model.variables):  # moving statistics restored, nothing else touched
         np.testing.assert_array_equal(a, np.array(b))
+
+
+def test_figure_groups_put_each_run_in_its_figures_with_the_clean_run_as_reference():
+    names = ["bn_lr0.05", "nobn_lr0.05", "bn_lr0.5", "nobn_lr0.5", "noisybn_lr0.05", "aug_lr0.05", "labels_p1",
+             "labels_p0.2", "pixels_fixed_permutation", "pixels_gaussian_dataset"]
+    hist = {n: pd.DataFrame({"epoch": [1], "tag": [n]}) for n in names}
+    g = cifar.figure_groups(hist, 0.05)
+    lr = g["bn_lr"]
+    assert list(lr["curves"]) == ["bn_lr0.05", "nobn_lr0.05", "bn_lr0.5", "nobn_lr0.5"]  # by rate, BN first
+    assert lr["styles"] == {"nobn_lr0.05": "--", "nobn_lr0.5": "--"}
+    assert lr["colors"] == {"bn_lr0.05": 0, "nobn_lr0.05": 0, "bn_lr0.5": 1, "nobn_lr0.5": 1}
+    clean = hist["bn_lr0.05"]
+    assert g["noisy_bn"]["BN lr0.05"] is clean and len(g["noisy_bn"]) == 2
+    assert list(g["augmentation"].values())[1] is hist["aug_lr0.05"]
+    assert list(g["labels"]) == ["p = 0", "p = 1", "p = 0.2"] and g["labels"]["p = 0"] is clean
+    assert list(g["pixels"]) == ["clean", "fixed permutation", "gaussian dataset"]
+    assert list(g["corruptions"]) == ["clean", "p = 1", "p = 0.2", "fixed permutation", "gaussian dataset"]

@@ -390,3 +390,35 @@ def noisy_bn_points(summary, base_lr: float) -> dict:
         points["BN, statistics re-estimated"] = (s.loc[b, "epochs_run"], s.loc[b, "test_accuracy_bn_reestimated"],
                                                  None)
     return points
+
+
+def figure_groups(hist: dict, base_lr: float) -> dict:
+    """The curves of each cifar figure from the runs' histories, keyed by run name (``bn_lr0.05``,
+    ``nobn_lr0.5``, ``noisybn_...``, ``aug_...``, ``labels_p1``, ``pixels_<kind>``): per figure
+    ``{legend label: history}``; ``bn_lr`` also carries ``styles`` (no BN dashed) and ``colors`` (one per rate).
+    """
+    b = f"lr{base_lr:g}"
+    clean = hist[f"bn_{b}"]
+
+    def pick(prefix):
+        return {n: h for n, h in hist.items() if n.startswith(prefix)}
+
+    def rate(name):
+        return float(name.split("lr")[1])
+
+    lrs = dict(sorted({**pick("bn_lr"), **pick("nobn_lr")}.items(), key=lambda kv: (rate(kv[0]), kv[0])))
+    rates = sorted({rate(n) for n in lrs})
+    labels = {"p = 0": clean, **{n.replace("labels_p", "p = "): h for n, h in pick("labels_").items()}}
+    pixels = {"clean": clean, **{n.removeprefix("pixels_").replace("_", " "): h for n, h in pick("pixels_").items()}}
+    corruptions = {"clean": clean, **{k: v for k, v in labels.items() if k != "p = 0"},
+                   **{k: v for k, v in pixels.items() if k != "clean"}}
+    return {
+        "bn_lr": {"curves": lrs, "styles": {n: "--" for n in lrs if n.startswith("nobn")},
+                  "colors": {n: rates.index(rate(n)) for n in lrs}},
+        "noisy_bn": {f"BN {b}": clean, **{f"noisy BN {b} (curve: noise off, statistics as trained)": h
+                                         for h in pick("noisybn").values()}},
+        "augmentation": {f"BN {b}": clean, **{f"BN {b} + pad/crop/flip": h for h in pick("aug").values()}},
+        "labels": labels,
+        "pixels": pixels,
+        "corruptions": corruptions,
+    }
