@@ -23,10 +23,8 @@ with log_step(snakemake):
     plots.heatmap(windows, "as_published", stats, out.heatmap_as_published, provenance=prov)
     plots.importance(crops.importance_map(windows), stats, out.importance, provenance=prov)
     plots.examples(x_test, y_test, windows, out.examples, provenance=prov)
-    positions = [(0, 14), (18, 1)] + [(r.i, r.j) for r in windows.drop_duplicates(["i", "j"]).itertuples()][:3]
     size = snakemake.params.size
-    positions = [p for p in dict.fromkeys(positions) if p[0] + size <= 28 and p[1] + size <= 28]
-    plots.masks_compared(x_test, positions, size, out.masks_compared, provenance=prov)
+    plots.masks_compared(x_test, crops.compared_positions(windows, size), size, out.masks_compared, provenance=prov)
     plots.ink_vs_accuracy(windows, stats, out.ink_vs_accuracy, provenance=prov)
     best = windows[windows["mask"] == "window"].nlargest(3, "test_accuracy")
     hist = {f"baseline seed {s}": h for s, h in base_hist.items()}

@@ -209,3 +209,14 @@ def test_tiny_workflow_writes_the_crops_tables_and_figures(tiny_workflow):
     assert mask.shape == (28, 28) and mask.sum() == 81
     m = json.loads((r / "window" / "s9_i0_j14" / "metrics.json").read_text())
     assert m["params"]["batch_size"] == 64 and m["train_images"] == 500
+
+
+def test_compared_positions_start_with_the_articles_and_skip_repeats_and_overruns():
+    import pandas as pd
+
+    from anatomy.studies import crops as c
+
+    ranked = pd.DataFrame({"i": [0, 5, 5, 20, 3], "j": [14, 5, 5, 0, 3]})  # (0, 14) repeats the article's
+    got = c.compared_positions(ranked, 9)
+    assert got == [(0, 14), (18, 1), (5, 5)]  # the top 3 distinct: (0, 14), (5, 5) and (20, 0), which
+    assert c.compared_positions(ranked, 8)[-1] == (20, 0)  # runs past 28 at size 9 but not at size 8

@@ -293,6 +293,14 @@ def verdict(windows: "pd.DataFrame", baseline: "pd.DataFrame", tests: "pd.DataFr
     return out
 
 
+def compared_positions(windows: "pd.DataFrame", size: int, *, best: int = 3, side: int = SIDE) -> list:
+    """The windows the mask figure compares: the article's best positions, then our ``best`` ranked ones
+    (``windows`` in rank order), without repeats and without any that would run past the image."""
+    ranked = [(int(r.i), int(r.j)) for r in windows.drop_duplicates(["i", "j"]).itertuples()][:best]
+    positions = dict.fromkeys([*PUBLISHED["best_windows"], *ranked])
+    return [p for p in positions if p[0] + size <= side and p[1] + size <= side]
+
+
 def importance_map(windows: "pd.DataFrame", side: int = SIDE) -> np.ndarray:
     """Per pixel: mean test accuracy of the (true) windows that cover it; NaN where none does."""
     total = np.zeros((side, side))
