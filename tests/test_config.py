@@ -269,3 +269,14 @@ def test_property_value_below_the_minimum_is_named(key, below):
     value = node["minimum"] - below
     msg = _error(_set(copy.deepcopy(QUICK), key, value))
     assert f"'{key}'" in msg and "minimum" in msg, msg
+
+
+def test_threads_keep_their_maximum_and_tensorboard_is_a_switch():
+    from anatomy.config import ConfigError, load_yaml, validate_config
+
+    schema = ROOT / "config" / "schema.yaml"
+    for key, value, words in (("threads", 300, "maximum of 256"), ("tensorboard", 3, "tensorboard")):
+        c = load_yaml(ROOT / "config" / "config.yaml")
+        c[key] = value
+        with pytest.raises(ConfigError, match=words):
+            validate_config(c, schema)

@@ -265,10 +265,11 @@ def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None,
     ``data`` provides ``dataset(start_epoch, epochs)`` and ``steps_per_epoch``
     (:class:`anatomy.training.pipeline.ArrayData`). ``files`` holds the paths
     ``model``, ``history``, ``metrics`` and ``backup`` (the last not a declared
-    output), and optionally ``tensorboard``: a folder for Keras' TensorBoard logs. ``evaluate(model)`` returns the final test metrics. ``export_model``
-    is saved as ``model.keras`` in place of ``model`` (e.g. the plain network
-    inside a custom training wrapper). Callbacks
-    with ``get_state``/``set_state`` and a ``name`` have their state backed up.
+    output), and optionally ``tensorboard``: a folder for Keras' TensorBoard logs.
+    ``evaluate(model)`` returns the final test metrics. ``export_model`` is saved
+    as ``model.keras`` in place of ``model`` (e.g. the plain network inside a
+    custom training wrapper). Callbacks with ``get_state``/``set_state`` and a
+    ``name`` have their state backed up.
     ``backup_seconds``: the least time between two backups (0: after every epoch).
     """
     t_start = time.time()
