@@ -302,3 +302,12 @@ def test_coreset_rows_read_back_from_verdict_csv(tmp_path):
     assert sel["n"] == 3 and sel["verdict"] == "suggestive, not settled"
     df = summary.write_summary(rows, tmp_path / "s.csv", tmp_path / "s.md")
     assert "suggestive, not settled" in (tmp_path / "s.md").read_text() and df["rule"].str.len().gt(0).all()
+
+
+def test_iic_rows_say_when_runs_ended_at_the_uniform_point():
+    base = _iic(0.3, 0.3, 0.2, 0.2)
+    flagged = base.assign(at_uniform_point=[0, 3], uniform_is_batch_optimum=[0, 3])
+    rows = summary.iic_rows(flagged, None, data="d", scale="quick")
+    assert "uniform point" not in rows[0]["ours"]
+    assert "3 of 3 runs ended at the uniform point (at this batch size uniform" in rows[1]["ours"]
+    assert all("uniform point" not in r["ours"] for r in summary.iic_rows(base, None, data="d", scale="quick"))
