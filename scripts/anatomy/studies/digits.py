@@ -308,9 +308,12 @@ def cross_entropy(probs, labels) -> np.ndarray:
     return -np.log(np.clip(p, 1e-12, 1.0))
 
 
+def accuracy(probs, labels) -> float:
+    return float((np.asarray(probs).argmax(1) == np.asarray(labels)).mean())
+
+
 def score(probs, labels) -> dict:
-    return {"accuracy": float((np.asarray(probs).argmax(1) == labels).mean()),
-            "loss": float(cross_entropy(probs, labels).mean())}
+    return {"accuracy": accuracy(probs, labels), "loss": float(cross_entropy(probs, labels).mean())}
 
 
 def read_predictions(path) -> dict:
@@ -414,7 +417,7 @@ def fold_validation(pred: dict, folds: pd.DataFrame, fold: int) -> dict:
     f = folds.set_index("image").loc[pred["images"]]
     own = (f["fold"].to_numpy() == fold)
     step1 = f["step1"].to_numpy() == "validation"
-    acc = lambda m: float((probs[m].argmax(1) == labels[m]).mean())  # noqa: E731
+    acc = lambda m: accuracy(probs[m], labels[m])  # noqa: E731
     if np.any(seen & own):
         raise ValueError(f"fold {fold}: the model trained on images of its own held-out fold")
     return {"own_fold_val_accuracy": acc(own), "step1_split_val_accuracy_leaked": acc(step1),
@@ -464,19 +467,18 @@ def hardest(oof: pd.DataFrame, *, top: int) -> pd.DataFrame:
 def ladder_from_runs(runs, seeds, folds: int, test_labels) -> pd.DataFrame:
     """The ladder from its prediction files: ``runs`` maps '<row>_seed<s>' (step1, epochs, lr_steps,
     augment) and 'fold<k>_seed<s>' (k = 1..folds) to predictions.npz paths; ``test_labels`` may be None."""
-    acc = lambda probs, labels: float((probs.argmax(1) == labels).mean())  # noqa: E731
     test_acc, holdout_acc = {}, {}
     for s in seeds:
         for row in ("step1", "epochs", "lr_steps", "augment"):
             p = read_predictions(runs[f"{row}_seed{s}"])
             held = ~p["seen"]
-            holdout_acc[(row, s)] = acc(p["probs"][held], p["labels"][held])
-            test_acc[(row, s)] = np.nan if test_labels is None else acc(p["test"], test_labels)
+            holdout_acc[(row, s)] = accuracy(p["probs"][held], p["labels"][held])
+            test_acc[(row, s)] = np.nan if test_labels is None else accuracy(p["test"], test_labels)
         preds = [read_predictions(runs[f"fold{k}_seed{s}"]) for k in range(1, folds + 1)]
         oof = out_of_fold(preds)
         holdout_acc[("ensemble", s)] = float((oof["oof_prediction"] == oof["label"]).mean())
         test_acc[("ensemble", s)] = (np.nan if test_labels is None
-                                     else acc(ensemble([p["test"] for p in preds]), test_labels))
+                                     else accuracy(ensemble([p["test"] for p in preds]), test_labels))
     return ladder(test_acc, holdout_acc, seeds)
 
 

@@ -105,7 +105,10 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
     x_eval_twin = make_twin(x_eval, tf.constant([seed, 999_999], tf.int64), names, tp)
 
     net = iic_net(clusters=params["clusters"], overclusters=params["overclusters"], widths=tuple(params["widths"]))
-    warmup_steps = round(params["alpha_warmup_epochs"] * -(-len(x_train) // params["batch_size"]))
+    twin = lambda x, s: (x, make_twin(x, s, names, tp))  # noqa: E731
+    data = ArrayData(x_train, np.zeros(len(x_train), np.int64), batch_size=params["batch_size"], seed=seed,
+                     augment=twin)
+    warmup_steps = round(params["alpha_warmup_epochs"] * data.steps_per_epoch)
     trainer = IICTrainer(net, alpha=alpha, alpha_over=alpha_over, alpha_warmup_steps=warmup_steps)
     trainer.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]))
     trainer.build((None, 28, 28, 1))
@@ -138,9 +141,6 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
             self.p_history.append(np.asarray(joint_distribution(tf.constant(z), tf.constant(zt))).round(6).tolist())
 
     evaluate_cb = Evaluate()
-    twin = lambda x, s: (x, make_twin(x, s, names, tp))  # noqa: E731
-    data = ArrayData(x_train, np.zeros(len(x_train), np.int64), batch_size=params["batch_size"], seed=seed,
-                     augment=twin)
     metrics = fit_with_contract(
         trainer, data, epochs=params["epochs"], files=files, callbacks=[evaluate_cb], export_model=net,
         info={"params": params, "seed": seed, "transform_set": transform_set, "transforms": list(names),
