@@ -60,13 +60,13 @@ def digits_submission_input(wc):
 
 def digits_ladder_runs():
     """Every prediction file the ladder reads, named '<row>_seed<s>' (step1, epochs, lr_steps, augment)
-    and 'fold<k>_seed<s>' (k from 1)."""
+    and 'fold<k>_seed<s>' (k as in the fold folders, from 0)."""
     out = {}
     for s in digits_ladder_seeds():
         out[f"step1_seed{s}"] = f"{DIGITS}/step1/seed{s}/predictions.npz"
         for row in ("epochs", "lr_steps", "augment"):
             out[f"{row}_seed{s}"] = f"{DIGITS}/ladder/{row}/seed{s}/predictions.npz"
-        for k, path in enumerate(digits_fold_runs(s), start=1):
+        for k, path in enumerate(digits_fold_runs(s)):
             out[f"fold{k}_seed{s}"] = path
     return out
 

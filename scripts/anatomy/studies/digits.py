@@ -466,7 +466,7 @@ def hardest(oof: pd.DataFrame, *, top: int) -> pd.DataFrame:
 
 def ladder_from_runs(runs, seeds, folds: int, test_labels) -> pd.DataFrame:
     """The ladder from its prediction files: ``runs`` maps '<row>_seed<s>' (step1, epochs, lr_steps,
-    augment) and 'fold<k>_seed<s>' (k = 1..folds) to predictions.npz paths; ``test_labels`` may be None."""
+    augment) and 'fold<k>_seed<s>' (k = 0..folds-1, as the fold folders) to predictions.npz paths; ``test_labels`` may be None."""
     test_acc, holdout_acc = {}, {}
     for s in seeds:
         for row in ("step1", "epochs", "lr_steps", "augment"):
@@ -474,7 +474,7 @@ def ladder_from_runs(runs, seeds, folds: int, test_labels) -> pd.DataFrame:
             held = ~p["seen"]
             holdout_acc[(row, s)] = accuracy(p["probs"][held], p["labels"][held])
             test_acc[(row, s)] = np.nan if test_labels is None else accuracy(p["test"], test_labels)
-        preds = [read_predictions(runs[f"fold{k}_seed{s}"]) for k in range(1, folds + 1)]
+        preds = [read_predictions(runs[f"fold{k}_seed{s}"]) for k in range(folds)]
         oof = out_of_fold(preds)
         holdout_acc[("ensemble", s)] = float((oof["oof_prediction"] == oof["label"]).mean())
         test_acc[("ensemble", s)] = (np.nan if test_labels is None
