@@ -128,15 +128,6 @@ class Workflow:
         return parse_job_counts(p.stdout + p.stderr)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook turns the marker into a group
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist, every test that uses the tiny workflow (directly or through another fixture)
-    runs in the same worker, so that the session fixture runs once."""
-    for item in items:
-        if "tiny_workflow" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("tiny_workflow"))
-
-
 @pytest.fixture(scope="session")
 def tiny_workflow(tmp_path_factory):
     """The tiny config run once, end to end; tests read its outputs."""
