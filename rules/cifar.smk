@@ -110,6 +110,7 @@ rule cifar_train:
     resources:
         **train_resources(mem_mb=4000, runtime=360),
     params:
+        **TRAIN_PARAMS,
         spec=lambda wc: {k: v for k, v in CIFAR_RUNS[wc.run].items() if k != "variant"},
         model=config["cifar"]["model"],
         train={
@@ -118,8 +119,6 @@ rule cifar_train:
         },
         backup=lambda wc: f"{RESUME}/cifar/{wc.run}",
         seed=config["seed"],
-        deterministic=config["deterministic"],
-        precision=config["precision"],
     script:
         "../scripts/train_cifar.py"
 

@@ -10,11 +10,13 @@ sys.path.insert(0, SCRIPTS)
 # The rule scripts run in their own Python processes: they too import `anatomy` from
 # this checkout, not from whichever checkout `pip install -e` last pointed at.
 os.environ["PYTHONPATH"] = os.pathsep.join(
-    [SCRIPTS]
-    + [
-        p
-        for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-        if p and p != SCRIPTS
+    [
+        SCRIPTS,
+        *[
+            p
+            for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+            if p and p != SCRIPTS
+        ],
     ]
 )
 
@@ -57,7 +59,7 @@ def data_label(name):
     src = config["data"][name]["source"]
     if name == "digits":
         return (
-            "derived from MNIST " + data_label("mnist")
+            f"derived from MNIST {data_label('mnist')}"
             if src == "derived"
             else "Kaggle competition files"
         )
@@ -90,6 +92,13 @@ def source_input(name):
 def train_resources(mem_mb=4000, runtime=60):
     """Every training rule: one GPU when there is one, memory and minutes for SLURM."""
     return {"gpu": 1, "mem_mb": mem_mb, "runtime": runtime}
+
+
+# What every training rule passes on besides its own slice of the config.
+TRAIN_PARAMS = {
+    "deterministic": config["deterministic"],
+    "precision": config["precision"],
+}
 
 
 def run_outputs(prefix):

@@ -86,6 +86,7 @@ rule coreset_select:
     resources:
         **train_resources(mem_mb=4000, runtime=600),
     params:
+        **TRAIN_PARAMS,
         train=coreset_train_params(),
         shuffle_seed=lambda wc: (
             config["coreset"]["selection"]["shuffle_seed"]
@@ -93,8 +94,6 @@ rule coreset_select:
             else None
         ),
         backup=lambda wc: f"{RESUME}/coreset/select/{wc.order}",
-        deterministic=config["deterministic"],
-        precision=config["precision"],
         seed=config["seed"],
     script:
         "../scripts/train_coreset.py"
@@ -125,10 +124,9 @@ rule coreset_control:
     resources:
         **train_resources(mem_mb=4000, runtime=600),
     params:
+        **TRAIN_PARAMS,
         train=coreset_train_params(),
         backup=lambda wc: f"{RESUME}/coreset/control/{wc.control}",
-        deterministic=config["deterministic"],
-        precision=config["precision"],
         seed=config["seed"],
     script:
         "../scripts/train_coreset.py"
@@ -160,10 +158,9 @@ rule coreset_control_matched:
     resources:
         **train_resources(mem_mb=4000, runtime=600),
     params:
+        **TRAIN_PARAMS,
         train=coreset_train_params(),
         backup=lambda wc: f"{RESUME}/coreset/control/{wc.control}_matched_steps",
-        deterministic=config["deterministic"],
-        precision=config["precision"],
         seed=config["seed"],
     script:
         "../scripts/train_coreset.py"

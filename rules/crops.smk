@@ -44,10 +44,9 @@ rule crops_baseline:
     resources:
         **train_resources(mem_mb=3000, runtime=120),
     params:
+        **TRAIN_PARAMS,
         train=crops_train_params(config["crops"]["baseline"]["batch_size"]),
         backup=lambda wc: f"{RESUME}/crops/baseline/seed{wc.seed}",
-        deterministic=config["deterministic"],
-        precision=config["precision"],
         data_seed=config["seed"],
     script:
         "../scripts/train_crops.py"
@@ -79,10 +78,9 @@ rule crops_baseline_window_batch:
     resources:
         **train_resources(mem_mb=3000, runtime=240),
     params:
+        **TRAIN_PARAMS,
         train=crops_train_params(config["crops"]["window"]["batch_size"]),
         backup=lambda wc: f"{RESUME}/crops/baseline_window_batch/seed{wc.seed}",
-        deterministic=config["deterministic"],
-        precision=config["precision"],
         data_seed=config["seed"],
     script:
         "../scripts/train_crops.py"
@@ -148,10 +146,9 @@ rule crops_window:
     resources:
         **train_resources(mem_mb=3000, runtime=240),
     params:
+        **TRAIN_PARAMS,
         train=crops_train_params(config["crops"]["window"]["batch_size"]),
         backup=lambda wc: f"{RESUME}/crops/{wc.mask}/s{wc.size}_i{wc.i}_j{wc.j}",
-        deterministic=config["deterministic"],
-        precision=config["precision"],
         data_seed=config["seed"],
         seed=config["seed"],
     script:
@@ -242,10 +239,9 @@ rule crops_confirm:
     resources:
         **train_resources(mem_mb=3000, runtime=240),
     params:
+        **TRAIN_PARAMS,
         train=crops_train_params(config["crops"]["window"]["batch_size"]),
         backup=lambda wc: f"{RESUME}/crops/confirm/{wc.mask}/s{wc.size}_i{wc.i}_j{wc.j}/seed{wc.seed}",
-        deterministic=config["deterministic"],
-        precision=config["precision"],
         data_seed=config["seed"],
     script:
         "../scripts/train_crops.py"

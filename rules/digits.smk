@@ -196,12 +196,11 @@ rule digits_step1:
     resources:
         **train_resources(mem_mb=3000, runtime=120),
     params:
+        **TRAIN_PARAMS,
         train=digits_train_params("step1"),
         part="step1",
         backup=lambda wc: f"{RESUME}/digits/step1/seed{wc.seed}",
         init_seed=lambda wc: int(wc.seed),
-        deterministic=config["deterministic"],
-        precision=config["precision"],
     script:
         "../scripts/digits_train.py"
 
@@ -224,12 +223,11 @@ rule digits_ladder:
     resources:
         **train_resources(mem_mb=3000, runtime=180),
     params:
+        **TRAIN_PARAMS,
         train=lambda wc: digits_train_params(wc.row),
         part="step1",
         backup=lambda wc: f"{RESUME}/digits/ladder/{wc.row}/seed{wc.seed}",
         init_seed=lambda wc: int(wc.seed),
-        deterministic=config["deterministic"],
-        precision=config["precision"],
     script:
         "../scripts/digits_train.py"
 
@@ -252,12 +250,11 @@ rule digits_fold:
     resources:
         **train_resources(mem_mb=3000, runtime=180),
     params:
+        **TRAIN_PARAMS,
         train=digits_train_params("fold"),
         part=lambda wc: f"fold{wc.fold}",
         backup=lambda wc: f"{RESUME}/digits/cv/fold{wc.fold}/seed{wc.seed}",
         init_seed=lambda wc: digits_fold_init_seed(wc.seed, wc.fold),
-        deterministic=config["deterministic"],
-        precision=config["precision"],
     script:
         "../scripts/digits_train.py"
 
@@ -381,87 +378,43 @@ rule digits_bootstrap:
         "../scripts/digits_bootstrap.py"
 
 
-rule digits_figure_fold_curves:
+def digits_figure_input(wc):
+    """What each figure of the digits study is drawn from (the rule below)."""
+    seed = config["seed"]
+    return {
+        "fold_curves": {
+            "histories": digits_fold_runs(seed, "history.csv"),
+            "step1": f"{DIGITS}/step1/seed{seed}/history.csv",
+        },
+        "ensemble_vs_single": {"leaderboard": f"{DIGITS}/leaderboard.csv"},
+        "hardest": {
+            "hardest": f"{DIGITS}/hardest.csv",
+            "arrays": f"{DIGITS}/arrays.npz",
+        },
+        "bootstrap": {
+            "summary": f"{DIGITS}/bootstrap.csv",
+            "scores": f"{DIGITS}/bootstrap_scores.csv",
+        },
+        "ladder": {"ladder": f"{DIGITS}/ladder.csv"},
+    }[wc.figure]
+
+
+rule digits_figure:
     input:
-        histories=digits_fold_runs(config["seed"], "history.csv"),
-        step1=f"{DIGITS}/step1/seed{config['seed']}/history.csv",
+        unpack(digits_figure_input),
     output:
-        digits_report(f"{DIGITS}/figures/fold_curves.png", "fold_curves", "figures"),
+        digits_report(f"{DIGITS}/figures/{{figure}}.png", "figures", "figures"),
     log:
-        f"{RESULTS}/logs/digits/figure_fold_curves.log",
+        f"{RESULTS}/logs/digits/figure_{{figure}}.log",
+    wildcard_constraints:
+        figure="|".join(DIGITS_FIGURES),
     conda:
         CONDA_ENV
     params:
-        figure="fold_curves",
-        provenance=DIGITS_PROVENANCE,
-    script:
-        "../scripts/digits_figure.py"
-
-
-rule digits_figure_ensemble_vs_single:
-    input:
-        leaderboard=f"{DIGITS}/leaderboard.csv",
-    output:
-        digits_report(
-            f"{DIGITS}/figures/ensemble_vs_single.png", "ensemble_vs_single", "figures"
+        # only the hardest-examples figure reads it, so only that one reruns when it changes
+        show=lambda wc: (
+            config["digits"]["hardest"]["show"] if wc.figure == "hardest" else None
         ),
-    log:
-        f"{RESULTS}/logs/digits/figure_ensemble_vs_single.log",
-    conda:
-        CONDA_ENV
-    params:
-        figure="ensemble_vs_single",
-        provenance=DIGITS_PROVENANCE,
-    script:
-        "../scripts/digits_figure.py"
-
-
-rule digits_figure_hardest:
-    input:
-        hardest=f"{DIGITS}/hardest.csv",
-        arrays=f"{DIGITS}/arrays.npz",
-    output:
-        digits_report(f"{DIGITS}/figures/hardest.png", "hardest_figure", "figures"),
-    log:
-        f"{RESULTS}/logs/digits/figure_hardest.log",
-    conda:
-        CONDA_ENV
-    params:
-        figure="hardest",
-        show=config["digits"]["hardest"]["show"],
-        provenance=DIGITS_PROVENANCE,
-    script:
-        "../scripts/digits_figure.py"
-
-
-rule digits_figure_bootstrap:
-    input:
-        summary=f"{DIGITS}/bootstrap.csv",
-        scores=f"{DIGITS}/bootstrap_scores.csv",
-    output:
-        digits_report(f"{DIGITS}/figures/bootstrap.png", "bootstrap_figure", "figures"),
-    log:
-        f"{RESULTS}/logs/digits/figure_bootstrap.log",
-    conda:
-        CONDA_ENV
-    params:
-        figure="bootstrap",
-        provenance=DIGITS_PROVENANCE,
-    script:
-        "../scripts/digits_figure.py"
-
-
-rule digits_figure_ladder:
-    input:
-        ladder=f"{DIGITS}/ladder.csv",
-    output:
-        digits_report(f"{DIGITS}/figures/ladder.png", "ladder_figure", "figures"),
-    log:
-        f"{RESULTS}/logs/digits/figure_ladder.log",
-    conda:
-        CONDA_ENV
-    params:
-        figure="ladder",
         provenance=DIGITS_PROVENANCE,
     script:
         "../scripts/digits_figure.py"

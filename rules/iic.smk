@@ -55,10 +55,9 @@ rule iic_train:
     resources:
         **train_resources(mem_mb=4000, runtime=240),
     params:
+        **TRAIN_PARAMS,
         train=iic_train_params(),
         backup=lambda wc: f"{RESUME}/iic/{wc.tset}/a{wc.alpha}_o{wc.alpha_over}/seed{wc.seed}",
-        deterministic=config["deterministic"],
-        precision=config["precision"],
     script:
         "../scripts/train_iic.py"
 

@@ -73,7 +73,7 @@ TINY = {
     "iic": {
         "train_size": 300,
         "batch_size": 100,
-        "epochs": 2,
+        "epochs": 8,  # long enough for test_reliability to kill a run after its first backed-up epoch
         "widths": [8, 8, 8, 8],
         "transform_sets": ["all"],
         "alphas": [1, 10],

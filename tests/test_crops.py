@@ -107,7 +107,7 @@ def test_verdict_under_no_real_effect_says_within_the_spread_at_least_95_percent
     """The null: every window is as good as the full image. The old rule (any single run above mean + 1 sd)
     claimed an effect in most such grids; selection + Bonferroni-corrected confirmation must not."""
     rng = np.random.default_rng(0)
-    verdicts = [_simulate(rng, seeds=[1, 2, 3])[0]["verdict"] for _ in range(300)]
+    verdicts = [_simulate(rng, seeds=[1, 2, 3])[0]["verdict"] for _ in range(150)]  # 0.973 within (300: 0.973)
     within = np.mean([v.startswith("within") for v in verdicts])
     assert within >= 0.95, within
     # what the old rule would have said about the same kind of grid: nearly always "beats"

@@ -64,6 +64,7 @@ def test_models_compute_in_the_policy_and_answer_in_float32(name, precision, res
     if precision == "mixed_float16":
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     before = [w.copy() for w in model.get_weights()]
+    model.optimizer.build(model.trainable_variables)  # as the training contract does: one trace, not two
     losses = [np.ravel(model.train_on_batch(x, y))[0] for _ in range(2)]  # [loss, metrics...] or loss
     assert np.all(np.isfinite(losses))
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights())), "no weight moved"
@@ -119,7 +120,7 @@ def test_a_mixed_precision_run_records_it(tmp_path):
     wf.run("results/coreset/control/full/metrics.json")
     metrics = json.loads((tmp_path / "results/coreset/control/full/metrics.json").read_text())
     assert metrics["precision"] == "mixed_bfloat16"
-    assert 0.0 <= metrics["test"]["score"] <= 1.0 and np.isfinite(metrics["train_seconds"])
+    assert 0.0 <= metrics["test"]["score"] <= 1.0
     # the label every figure and the summary carry (shown here through the Kaggle message)
     p = wf.run("-n", "-p", "results/digits/kaggle/submitted_simple.txt")
     assert "(tiny, mixed_bfloat16 config)" in p.stdout + p.stderr

@@ -80,82 +80,6 @@ def _newest_backup_epoch(folder: Path) -> int:
     return max(done, default=0)
 
 
-# --------------------------------------------------------------------- item 2: killed workflow
-
-
-@pytest.mark.workflow
-def test_killed_workflow_reruns_only_the_incomplete_jobs(tmp_path):
-    """SIGKILL to snakemake *and its jobs* (its process group) while two trainings run.
-
-    The whole group is killed, as when a terminal, an SSH session or a node dies:
-    killing only the snakemake process would leave its jobs running as orphans that
-    finish (or not) on their own, racing the rerun. The next `snakemake` must run
-    only the jobs whose outputs are missing, resume the trainings from their
-    backups, and leave every finished output untouched.
-    """
-    wf = Workflow(tmp_path, tiny_config({"crops": {"stopping": {"max_epochs": 5}}}))
-    results = wf.path / "results"
-    seeds = (0, 1)
-    targets = [f"results/crops/baseline/seed{s}/metrics.json" for s in seeds]
-    backups = [results / ".resume" / "crops" / "baseline" / f"seed{s}" for s in seeds]
-    p = _snakemake_popen(wf, *targets, log=tmp_path / "killed.log")
-    try:
-        t0 = time.time()
-        metrics = [results / t.removeprefix("results/") for t in targets]
-        started = lambda: [_newest_backup_epoch(b) >= 1 or m.exists() for b, m in zip(backups, metrics)]  # noqa: E731
-        mid_run = lambda: any(_newest_backup_epoch(b) >= 1 and not m.exists() for b, m in zip(backups, metrics))  # noqa: E731
-        # both trainings have started (so every upstream job has finished) and one is mid-run
-        while not (all(started()) and mid_run()):
-            assert p.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
-            assert time.time() - t0 < 300, "the trainings never got going"
-            time.sleep(0.05)
-    finally:
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait(timeout=30)
-    t0 = time.time()
-    while _group_alive(p.pid):
-        assert time.time() - t0 < 30, f"jobs survived the kill: {_group_alive(p.pid)}"
-        time.sleep(0.1)
-
-    unfinished = [s for s in seeds if not (results / "crops" / "baseline" / f"seed{s}" / "metrics.json").exists()]
-    assert unfinished, "both trainings finished before the kill; nothing was interrupted"
-    resume_at = {s: _newest_backup_epoch(backups[s]) for s in unfinished}
-    before = _snapshot(results)
-    assert {"data/mnist.h5", "crops/init/seed0.weights.h5", "crops/init/seed1.weights.h5"} <= set(before)
-    # a killed training leaves none of its declared outputs (every write is atomic)
-    for s in unfinished:
-        assert not any(k.startswith(f"crops/baseline/seed{s}/") for k in before), before
-
-    # The next run: the same command. Every output is either complete or absent (atomic
-    # writes), so Snakemake finds nothing incomplete and does not ask for --rerun-incomplete.
-    dry = wf.run("-n", *targets, check=False)
-    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
-    assert "rerun-incomplete" not in dry.stdout + dry.stderr
-    assert parse_job_counts(dry.stdout + dry.stderr) == {"crops_baseline": len(unfinished)}
-    rerun = wf.run(*targets, check=False)
-    if rerun.returncode != 0:
-        # The killed snakemake could not remove its lock: the rerun refuses to start,
-        # touches nothing and says how to remove it (the README says the same).
-        assert "--unlock" in rerun.stdout + rerun.stderr, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-        assert _snapshot(results) == before
-        wf.run("--unlock")
-        wf.run(*targets)
-
-    after = _snapshot(results)
-    for key, stamp in before.items():
-        assert after[key] == stamp, f"{key} was rebuilt or changed"
-    for s in unfinished:
-        run = results / "crops" / "baseline" / f"seed{s}"
-        m = json.loads((run / "metrics.json").read_text())
-        assert m["resumed_from_epoch"] == resume_at[s] and m["epochs_run"] == 5
-        assert pd.read_csv(run / "history.csv")["epoch"].tolist() == list(range(1, 6))  # each epoch once
-        if resume_at[s]:
-            assert f"resuming from the backup after epoch {resume_at[s]}" in \
-                (results / "logs" / "crops" / f"baseline_seed{s}.log").read_text()
-        assert not backups[s].exists()
-    assert wf.dry_run_jobs(*targets) == {}
-
-
 # --------------------------------------------------------------------- item 4: parallel readers of one HDF5 file
 
 
@@ -188,52 +112,126 @@ def test_hdf5_readers_take_no_file_lock(tmp_path):
     assert _sha256(path) == before
 
 
-# --------------------------------------------------------------------- items 4, 5, 10: a fresh run vs the fixture
+# ------------------------------------------------- items 2, 4, 5, 10: killed trainings, a fresh run vs the fixture
 
 DIVERGING_LR = 1e6  # plain SGD without BatchNorm: the loss is NaN within the first epoch
 
 
-@pytest.mark.workflow
-def test_fresh_run_reproduces_the_tiny_workflow_and_survives_divergence(tiny_workflow, tmp_path):
-    """Item 10: trainings of three kinds and a submission, rebuilt from scratch in a new folder,
-    equal the session's tiny run (metrics.json apart from timings, history.csv apart from the
-    seconds column, the submission byte for byte). Item 4: the two crops baselines run side by
-    side on --cores 2, both reading mnist.h5 while this test holds an exclusive lock on it.
-    Item 5: a diverging run ends cleanly inside the workflow."""
-    diverging = f"nobn_lr{DIVERGING_LR:g}"
-    wf = Workflow(tmp_path, tiny_config({"cifar": {"lr_grid": [0.05, DIVERGING_LR]}}))
-    seeds = wf.config["crops"]["baseline"]["seeds"]
-    runs = [*[f"crops/baseline/seed{s}" for s in seeds[:2]], "digits/step1/seed0", "cifar/runs/bn_lr0.05"]
-    wf.run("results/digits/submissions/submission_simple.csv", "results/cifar/runs/bn_lr0.05/metrics.json",
-           f"results/cifar/runs/{diverging}/metrics.json",
-           *[f"results/crops/init/seed{s}.weights.h5" for s in seeds[:2]])
-    # only the two baselines are left to run: on 2 cores they start together
-    with open(wf.path / "results" / "data" / "mnist.h5", "rb") as holder:
-        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        assert wf.dry_run_jobs(*[f"results/{r}/metrics.json" for r in runs[:2]]) == {"crops_baseline": 2}
-        wf.run(*[f"results/{r}/metrics.json" for r in runs[:2]])
-    spans = []
-    for r in runs[:2]:
-        path = wf.path / "results" / r / "metrics.json"
-        end = path.stat().st_mtime
-        spans.append((end - json.loads(path.read_text())["wall_seconds_this_run"], end))
-    assert max(s for s, _ in spans) < min(e for _, e in spans), f"the two trainings did not overlap: {spans}"
+def _kill_when(wf: Workflow, targets: list, ready, log: Path, timeout: float = 300) -> None:
+    """Run snakemake on ``targets`` and SIGKILL it *and its jobs* (its process group) once ``ready()``.
 
-    for r in runs:
-        new, ref = wf.path / "results" / r, tiny_workflow.path / "results" / r
+    The whole group is killed, as when a terminal, an SSH session or a node dies: killing only
+    the snakemake process would leave its jobs running as orphans that race the rerun.
+    """
+    p = _snakemake_popen(wf, *targets, log=log)
+    try:
+        t0 = time.time()
+        while not ready():
+            assert p.poll() is None, log.read_text()[-3000:]
+            assert time.time() - t0 < timeout, "the trainings never got going"
+            time.sleep(0.05)
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait(timeout=30)
+    t0 = time.time()
+    while _group_alive(p.pid):
+        assert time.time() - t0 < 30, f"jobs survived the kill: {_group_alive(p.pid)}"
+        time.sleep(0.1)
+    wf.run("--unlock")  # the killed snakemake could not remove its lock (the README says the same)
+
+
+def _same_history(new: Path, ref: Path, rows: int | None = None) -> None:
+    h_new, h_ref = (pd.read_csv(d / "history.csv").drop(columns="seconds") for d in (new, ref))
+    rows = len(h_ref) if rows is None else rows
+    pd.testing.assert_frame_equal(h_new.iloc[:rows], h_ref.iloc[:rows], check_exact=False, rtol=1e-5, obj=str(new))
+
+
+@pytest.mark.workflow
+def test_killed_trainings_resume_and_a_fresh_run_reproduces_the_tiny_workflow(tiny_workflow, tmp_path):
+    """Item 10: trainings of three kinds and a submission, rebuilt from scratch in a new folder, equal the
+    session's tiny run (metrics.json apart from timings, history.csv apart from the seconds column, the
+    submission byte for byte). Item 5: a diverging run ends cleanly inside the workflow.
+
+    Item 2: three kinds of training are killed mid-run with SIGKILL to snakemake and its jobs: the two
+    crops baselines (the training contract), an IIC run (its own train step inside the contract) and the
+    coreset selection (its own loop and state). The next `snakemake` runs only the jobs whose outputs are
+    missing, each resumes after its last backed-up epoch or step, every finished output is left untouched,
+    and the resumed IIC run and selection equal the fixture's uninterrupted ones. Item 4: the resumed
+    crops trainings read mnist.h5 while this test holds an exclusive lock on it.
+    """
+    diverging = f"nobn_lr{DIVERGING_LR:g}"
+    wf = Workflow(tmp_path, tiny_config({"crops": {"stopping": {"max_epochs": 5}},
+                                         "cifar": {"lr_grid": [0.05, DIVERGING_LR]}}))
+    results, resume = wf.path / "results", wf.path / "results" / ".resume"
+    seeds = wf.config["crops"]["baseline"]["seeds"]
+    crops = {s: f"crops/baseline/seed{s}" for s in seeds}
+    iic_run, selection = "iic/all/a1_o1/seed0", "coreset/select/in_order"
+    wf.run("results/digits/submissions/submission_simple.csv", "results/cifar/runs/bn_lr0.05/metrics.json",
+           f"results/cifar/runs/{diverging}/metrics.json", "results/data/mnist.h5",
+           *[f"results/crops/init/seed{s}.weights.h5" for s in seeds], "results/coreset/init/seed0.weights.h5",
+           "results/data/ellipses/train.h5", "results/data/ellipses/test.h5")
+    for r in ("digits/step1/seed0", "cifar/runs/bn_lr0.05"):
+        new, ref = results / r, tiny_workflow.path / "results" / r
         assert _without_timings(json.loads((new / "metrics.json").read_text())) == \
             _without_timings(json.loads((ref / "metrics.json").read_text())), r
         h_new, h_ref = (pd.read_csv(d / "history.csv", dtype=str).drop(columns="seconds") for d in (new, ref))
         pd.testing.assert_frame_equal(h_new, h_ref, obj=r)
     sub = "digits/submissions/submission_simple.csv"
-    assert (wf.path / "results" / sub).read_bytes() == (tiny_workflow.path / "results" / sub).read_bytes()
-
-    run = wf.path / "results" / "cifar" / "runs" / diverging
-    m = json.loads((run / "metrics.json").read_text())
+    assert (results / sub).read_bytes() == (tiny_workflow.path / "results" / sub).read_bytes()
+    m = json.loads((results / "cifar" / "runs" / diverging / "metrics.json").read_text())
     assert m["diverged"] is True and m["test"] == {} and m["stopped_early"] is False
-    hist = pd.read_csv(run / "history.csv")
+    hist = pd.read_csv(results / "cifar" / "runs" / diverging / "history.csv")
     assert len(hist) >= 1 and not np.isfinite(hist["loss"].iloc[-1])
-    assert (run / "model.keras").exists()
+    assert (results / "cifar" / "runs" / diverging / "model.keras").exists()
+
+    # Three kills, one after the other: each when its training has backed up and is still running.
+    def started(run):
+        return _newest_backup_epoch(resume / run) >= 1 or (results / run / "metrics.json").exists()
+
+    def mid_run(run):
+        return _newest_backup_epoch(resume / run) >= 1 and not (results / run / "metrics.json").exists()
+
+    _kill_when(wf, [f"results/{r}/metrics.json" for r in crops.values()],
+               lambda: all(started(r) for r in crops.values()) and any(mid_run(r) for r in crops.values()),
+               tmp_path / "killed_crops.log")
+    for run in (iic_run, selection):
+        _kill_when(wf, [f"results/{run}/metrics.json"], lambda: mid_run(run), tmp_path / "killed.log")
+    interrupted = [r for r in [*crops.values(), iic_run, selection] if not (results / r / "metrics.json").exists()]
+    assert interrupted[-2:] == [iic_run, selection] and len(interrupted) > 2, interrupted
+    resume_at = {r: _newest_backup_epoch(resume / r) for r in interrupted}
+    before = _snapshot(results)
+    for r in interrupted:  # a killed training leaves none of its declared outputs (every write is atomic)
+        assert not any(k.startswith(f"{r}/") for k in before), r
+
+    targets = [f"results/{r}/metrics.json" for r in [*crops.values(), iic_run, selection]]
+    dry = wf.run("-n", *targets)
+    assert "rerun-incomplete" not in dry.stdout + dry.stderr  # every output complete or absent
+    assert parse_job_counts(dry.stdout + dry.stderr) == {"crops_baseline": len(interrupted) - 2, "iic_train": 1,
+                                                         "coreset_select": 1}
+    with open(results / "data" / "mnist.h5", "rb") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        wf.run(*targets)
+
+    after = _snapshot(results)
+    for key, stamp in before.items():
+        assert after[key] == stamp, f"{key} was rebuilt or changed"
+    for r in interrupted[:-2]:
+        m = json.loads((results / r / "metrics.json").read_text())
+        assert m["resumed_from_epoch"] == resume_at[r] and m["epochs_run"] == 5
+        assert pd.read_csv(results / r / "history.csv")["epoch"].tolist() == list(range(1, 6))  # each epoch once
+        _same_history(results / r, tiny_workflow.path / "results" / r)  # its first epochs equal the 2-epoch run's
+    logs = results / "logs"
+    m = json.loads((results / iic_run / "metrics.json").read_text())
+    assert m["resumed_from_epoch"] == resume_at[iic_run] >= 1
+    assert f"resuming from the backup after epoch {resume_at[iic_run]}" in (logs / "iic" / "all_a1_o1_seed0.log").read_text()
+    _same_history(results / iic_run, tiny_workflow.path / "results" / iic_run)  # losses, MI, accuracy per epoch
+    assert f"resuming after step {resume_at[selection]}" in (logs / "coreset" / "select_in_order.log").read_text()
+    ref_sel = tiny_workflow.path / "results" / selection
+    assert (results / selection / "selected.csv").read_text() == (ref_sel / "selected.csv").read_text()
+    _same_history(results / selection, ref_sel)  # one row per step, each once, as uninterrupted
+    for r in interrupted:
+        assert not (resume / r).exists()
+    assert wf.dry_run_jobs(*targets) == {}
 
 
 # --------------------------------------------------------------------- item 9: nothing unpickled, safe loading

@@ -92,9 +92,7 @@ def test_bad_config_is_refused_before_any_job(tmp_path):
 
 
 DIGITS_JOBS = {r: 1 for r in ("digits_arrays", "digits_folds", "digits_leaderboard", "digits_ladder_table",
-                               "digits_hardest", "digits_bootstrap", "digits_figure_fold_curves",
-                               "digits_figure_ensemble_vs_single", "digits_figure_hardest",
-                               "digits_figure_bootstrap", "digits_figure_ladder")}
+                               "digits_hardest", "digits_bootstrap")} | {"digits_figure": 5}
 CORESET_JOBS = {"ellipses_h5": 1, "coreset_initial_weights": 1, "coreset_select": 2, "coreset_aggregate": 1}
 
 

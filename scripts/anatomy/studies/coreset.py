@@ -36,7 +36,6 @@ from typing import Callable
 
 import numpy as np
 
-BACKUP_SECONDS = 20.0  # the selection saves its state after an addition at most this often
 PREDICT_BATCH = 64  # inference batch for scoring sets; the scan itself goes scan_batch pairs at a time
 THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
 PUBLISHED = {"selected_in_order": 271, "selected_shuffled": 408, "train_size": 10_000, "test_score": 0.9928,
@@ -287,14 +286,16 @@ def _save_arrays(path, arrays: dict) -> None:
 
 
 def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict, shuffle_seed: int | None,
-                  threads: int, seed: int, deterministic: bool, precision: str = "float32") -> dict:
+                  threads: int, seed: int, deterministic: bool, precision: str = "float32",
+                  backup_seconds: float | None = None) -> dict:
     """The selection as one training step; writes model, history (one row per addition), selected, metrics.
 
     Resumable: the model, optimizer, dropout RNG and the :class:`Selection`
-    state are backed up after the first phase and then after an addition at most
-    every ``BACKUP_SECONDS`` (saving after each of hundreds of short additions
-    cost more than the additions), with the training contract's ``save_backup``
-    to ``files["backup"]`` (not a declared output). A rerun repeats the steps
+    state are backed up after the first phase and then after an addition once
+    ``backup_seconds`` (default: the contract's ``BACKUP_SECONDS``) have passed
+    (saving after each of hundreds of short additions cost more than the
+    additions), with the training contract's ``BackupSchedule`` and
+    ``save_backup`` to ``files["backup"]`` (not a declared output). A rerun repeats the steps
     after the backup exactly: batches are seeded by (seed, phase, epoch).
     """
     from pathlib import Path
@@ -304,8 +305,8 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
     import pandas as pd
 
     from anatomy.io import atomic_path, read_dataset_h5, write_json
-    from anatomy.training.contract import install_sigterm_handler, load_backup, run_fingerprint, save_backup, \
-        save_model, write_history_csv
+    from anatomy.training.contract import BACKUP_SECONDS, BackupSchedule, install_sigterm_handler, load_backup, \
+        run_fingerprint, save_backup, save_model, write_history_csv
     from anatomy.training.step import make_train_step
 
     t_start = time.time()
@@ -331,7 +332,7 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
     checkpoints = list(np.linspace(0, len(x), sel["test_checkpoints"] + 1)[1:].round().astype(int))
 
     train_on = selection_trainer(train_batch, x, y, params, seed=seed, predict=predict, state=state)
-    last_backup = [time.perf_counter()]
+    schedule = BackupSchedule(BACKUP_SECONDS if backup_seconds is None else backup_seconds)
 
     def on_step(s):
         row = s.rows[-1]
@@ -341,10 +342,9 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
         print(f"step {row['step']}: scanned {row['scanned']}/{len(x)}, selected {row['selected']}, "
               f"train metric {row['train_metric']:.3f} after {row['epochs']} epochs ({row['seconds']:.1f}s)",
               flush=True)
-        # a backup at most every BACKUP_SECONDS (and after the first phase): a kill loses at most that much
-        if len(s.rows) == 1 or time.perf_counter() - last_backup[0] >= BACKUP_SECONDS:
+        if schedule.due():  # after the first phase, then every backup_seconds: a kill loses at most that much
             save_backup(model, backup, len(s.rows), s.rows, [s], stopped=False, fingerprint=fingerprint)
-            last_backup[0] = time.perf_counter()
+            schedule.saved()
 
     select_coreset(state, score_pairs=lambda idx: pair_scores(y[idx], predict(x[idx])), train_on=train_on,
                    initial=sel["initial"], pass_score=pass_score, scan_batch=sel["scan_batch"], on_step=on_step)
