@@ -1,33 +1,14 @@
 """Rule cifar_aggregate: summary.csv, label_corruption.csv and every cifar figure (no TensorFlow)."""
-import json
-from pathlib import Path
-
 from anatomy.logs import log_step
 
 with log_step(snakemake):
-    import numpy as np
-    import pandas as pd
-
     from anatomy.plots.cifar import one_panel, three_panels
-    from anatomy.studies.cifar import figure_groups, noisy_bn_points, run_summary
+    from anatomy.studies.cifar import collect, figure_groups, label_table, noisy_bn_points
 
     out, prov, base = snakemake.output, snakemake.params.provenance, snakemake.params.base_lr
-    hist, rows = {}, []
-    for h_path, m_path in zip(snakemake.input.histories, snakemake.input.metrics):
-        name = Path(h_path).parent.name
-        hist[name] = pd.read_csv(h_path)
-        rows.append(run_summary(name, hist[name], json.loads(Path(m_path).read_text())))
-    summary = pd.DataFrame(rows)
+    hist, summary = collect(snakemake.input.histories, snakemake.input.metrics)
     summary.to_csv(out.summary, index=False, float_format="%.4f")
-
-    label_rows = []
-    for p in snakemake.input.labels:
-        with np.load(p) as v:
-            label_rows.append({"p": float(Path(p).stem.removeprefix("labels_p")), "images": len(v["labels"]),
-                               "redrawn_fraction": float(v["redrawn"].mean()),
-                               "changed_fraction": float(v["changed"].mean())})
-    pd.DataFrame(label_rows, columns=["p", "images", "redrawn_fraction", "changed_fraction"]).to_csv(
-        out.label_table, index=False, float_format="%.4f")
+    label_table(snakemake.input.labels).to_csv(out.label_table, index=False, float_format="%.4f")
 
     g = figure_groups(hist, base)
     three_panels(g["bn_lr"]["curves"], out.bn_lr, styles=g["bn_lr"]["styles"], colors=g["bn_lr"]["colors"],

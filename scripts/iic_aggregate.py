@@ -2,8 +2,6 @@
 from anatomy.logs import log_step
 
 with log_step(snakemake):
-    import numpy as np
-
     from anatomy.io import read_dataset_h5
     from anatomy.plots import iic as plots
     from anatomy.studies import iic
@@ -15,22 +13,17 @@ with log_step(snakemake):
     runs.to_csv(out.runs, index=False, float_format="%.5f")
     iic.summarise(runs).to_csv(out.summary, index=False, float_format="%.5f")
 
-    sets = list(dict.fromkeys(runs["transform_set"]))
-    alphas = sorted(set(zip(runs["alpha"], runs["alpha_over"])))
-    seed0 = int(runs["seed"].min())
-    head_set, head_alpha = sets[0], alphas[-1]
-    headline = (head_set, *head_alpha, seed0)
-    plots.transforms_figure({t: (preds[(t, *alphas[0], seed0)]["examples"][0] / 255.0,
-                                 preds[(t, *alphas[0], seed0)]["twins"][:, 0]) for t in sets},
-                            out.transforms, provenance=prov)
-    plots.curves({t: hist[(t, *head_alpha, seed0)] for t in sets}, out.curves_by_set,
+    f = iic.figure_runs(runs)
+    head_alpha, seed0, head_set = f["alphas"][-1], f["seed"], f["sets"][0]
+    plots.transforms_figure({t: (preds[r]["examples"][0] / 255.0, preds[r]["twins"][:, 0])
+                             for t, r in f["examples"].items()}, out.transforms, provenance=prov)
+    plots.curves({t: hist[r] for t, r in f["by_set"].items()}, out.curves_by_set,
                  title=f"IIC per transform set (alpha {head_alpha[0]:g}, 50-way alpha {head_alpha[1]:g}, seed {seed0})",
                  provenance=prov)
-    plots.curves({f"alpha {a:g} / {o:g}": hist[(head_set, a, o, seed0)] for a, o in alphas}, out.curves_by_alpha,
+    plots.curves({f"alpha {a:g} / {o:g}": hist[r] for (a, o), r in f["by_alpha"].items()}, out.curves_by_alpha,
                  title=f"IIC per alpha (10-way / 50-way head), transform set '{head_set}', seed {seed0}", provenance=prov)
-    p = preds[headline]
-    acc, mapping = iic.hungarian_accuracy(p["labels"], p["z"].argmax(1), k)
-    order = np.array(sorted(range(k), key=lambda c: mapping.get(c, k)))
+    p = preds[f["headline"]]
+    acc, order = iic.label_order(p["labels"], p["z"].argmax(1), k)
     name = f"set '{head_set}', alpha {head_alpha[0]:g}, seed {seed0}"
     plots.confusion(p["labels"], p["z"].argmax(1), k, out.confusion, order=order,
                     title=f"True label vs cluster, 10-way head ({name}): accuracy {acc:.3f}", provenance=prov)

@@ -340,3 +340,14 @@ def test_figure_groups_put_each_run_in_its_figures_with_the_clean_run_as_referen
     assert list(g["labels"]) == ["p = 0", "p = 1", "p = 0.2"] and g["labels"]["p = 0"] is clean
     assert list(g["pixels"]) == ["clean", "fixed permutation", "gaussian dataset"]
     assert list(g["corruptions"]) == ["clean", "p = 1", "p = 0.2", "fixed permutation", "gaussian dataset"]
+
+
+def test_label_table_reads_p_and_the_fractions_from_each_variant_file(tmp_path):
+    for p, redrawn in ((0.5, [1, 0, 1, 0]), (1.0, [1, 1, 1, 1])):
+        np.savez(tmp_path / f"labels_p{p:g}.npz", labels=np.arange(4), redrawn=np.array(redrawn, bool),
+                 changed=np.array([1, 0, 0, 0], bool), train_index=np.arange(4), description=np.array("x"))
+    t = cifar.label_table([tmp_path / "labels_p0.5.npz", tmp_path / "labels_p1.npz"])
+    assert t.columns.tolist() == cifar.LABEL_TABLE_COLUMNS
+    assert t["p"].tolist() == [0.5, 1.0] and t["images"].tolist() == [4, 4]
+    assert t["redrawn_fraction"].tolist() == [0.5, 1.0] and t["changed_fraction"].tolist() == [0.25, 0.25]
+    assert cifar.label_table([]).columns.tolist() == cifar.LABEL_TABLE_COLUMNS  # no label variant configured

@@ -210,3 +210,17 @@ def test_collect_reads_each_runs_parameters_from_its_metrics_not_its_path(tmp_pa
     assert runs["at_uniform_point"].all() and set(hists) == set(preds) == {("rotate", 1.0, 1.0, 7),
                                                                           ("rotate", 10.0, 10.0, 7)}
     assert iic.summarise(runs)["uniform_is_batch_optimum"].tolist() == [0, 1]
+
+
+def test_figure_runs_pick_every_set_at_the_largest_alphas_and_every_alpha_on_the_first_set():
+    import pandas as pd
+
+    runs = pd.DataFrame([{"transform_set": t, "alpha": a, "alpha_over": a, "seed": s}
+                         for t in ("all", "rotate") for a in (1.0, 10.0) for s in (1, 0)])
+    f = iic.figure_runs(runs)
+    assert f["sets"] == ["all", "rotate"] and f["alphas"] == [(1.0, 1.0), (10.0, 10.0)] and f["seed"] == 0
+    assert f["by_set"] == {"all": ("all", 10.0, 10.0, 0), "rotate": ("rotate", 10.0, 10.0, 0)}
+    assert f["by_alpha"] == {(1.0, 1.0): ("all", 1.0, 1.0, 0), (10.0, 10.0): ("all", 10.0, 10.0, 0)}
+    assert f["headline"] == ("all", 10.0, 10.0, 0)
+    acc, order = iic.label_order(np.array([0, 0, 1, 2]), np.array([2, 2, 0, 1]), 3)
+    assert acc == 1.0 and order.tolist() == [2, 0, 1]  # cluster 2 is label 0, cluster 0 label 1, ...

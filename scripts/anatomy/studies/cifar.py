@@ -333,6 +333,41 @@ def epochs_to(history, column: str, level: float):
     return float(history.loc[hit[0], "epoch"]) if len(hit) else float("nan")
 
 
+def collect(histories, metrics) -> tuple[dict, "pd.DataFrame"]:
+    """Each run's history (keyed by its run folder's name, the rule's ``{run}``) and the summary table,
+    one row per run, from the runs' ``history.csv`` and ``metrics.json`` paths (in the same order)."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    hist, rows = {}, []
+    for h_path, m_path in zip(histories, metrics, strict=True):
+        name = Path(h_path).parent.name
+        hist[name] = pd.read_csv(h_path)
+        rows.append(run_summary(name, hist[name], json.loads(Path(m_path).read_text())))
+    return hist, pd.DataFrame(rows)
+
+
+LABEL_TABLE_COLUMNS = ["p", "images", "redrawn_fraction", "changed_fraction"]
+
+
+def label_table(variant_files) -> "pd.DataFrame":
+    """One row per label-corruption variant (``labels_p<p>.npz``): p, images, and the fractions of
+    labels redrawn and actually changed (a redrawn label equals the old one a tenth of the time)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    rows = []
+    for f in variant_files:
+        with np.load(f) as v:
+            rows.append({"p": float(Path(f).stem.removeprefix("labels_p")), "images": len(v["labels"]),
+                         "redrawn_fraction": float(v["redrawn"].mean()),
+                         "changed_fraction": float(v["changed"].mean())})
+    return pd.DataFrame(rows, columns=LABEL_TABLE_COLUMNS)
+
+
 def run_summary(name: str, history, metrics: dict) -> dict:
     h = history
     finite = h[np.isfinite(h["loss"])]

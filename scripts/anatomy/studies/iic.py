@@ -229,6 +229,27 @@ def collect(run_files) -> tuple["pd.DataFrame", dict, dict]:
     return pd.DataFrame(rows), hist, preds
 
 
+def figure_runs(runs: "pd.DataFrame") -> dict:
+    """Which runs the figures show: every transform set at the largest alphas, every alpha pair on the
+    first set, all at the lowest seed; the confusion matrices and the animation show the headline run
+    (first set, largest alphas). Keys of :func:`collect`'s ``hist`` and ``preds``."""
+    sets = list(dict.fromkeys(runs["transform_set"]))
+    alphas = sorted(set(zip(runs["alpha"], runs["alpha_over"])))
+    seed = int(runs["seed"].min())
+    return {"sets": sets, "alphas": alphas, "seed": seed,
+            "by_set": {t: (t, *alphas[-1], seed) for t in sets},
+            "by_alpha": {a: (sets[0], *a, seed) for a in alphas},
+            "examples": {t: (t, *alphas[0], seed) for t in sets},
+            "headline": (sets[0], *alphas[-1], seed)}
+
+
+def label_order(labels, clusters, k: int) -> tuple[float, np.ndarray]:
+    """Hungarian accuracy, and the clusters ordered by the label each is matched with (for a confusion
+    matrix whose diagonal is the matching)."""
+    acc, mapping = hungarian_accuracy(labels, clusters, k)
+    return acc, np.array(sorted(range(k), key=lambda c: mapping.get(c, k)))
+
+
 def summarise(runs: "pd.DataFrame") -> "pd.DataFrame":
     """Mean and spread over seeds per (transform set, alpha); plus the seed chosen by its final IIC loss."""
     import pandas as pd
