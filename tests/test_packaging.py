@@ -113,3 +113,25 @@ def test_every_rule_that_runs_code_names_the_conda_environment():
     assert len(rules) > 40 and all(rules.values()), sorted(r for r, ok in rules.items() if not ok)
     common = (ROOT / "rules" / "common.smk").read_text()
     assert 'CONDA_ENV = "../envs/tensorflow.yaml"' in common and (ROOT / "envs" / "tensorflow.yaml").exists()
+
+
+def test_every_local_link_in_the_docs_points_at_a_tracked_file():
+    """README.md and docs/ link committed snapshots (docs/results/...): each must be in git, not only on
+    the machine that made it. Links into results/ are the run's own outputs and are skipped."""
+    import subprocess
+    from pathlib import PurePosixPath
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    if not tracked:
+        pytest.skip("not a git checkout")
+    tracked = set(tracked.splitlines())
+    dirs = {str(p) for f in tracked for p in PurePosixPath(f).parents}
+    missing = []
+    for md in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)", md.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("results/"):
+                continue
+            rel = (md.parent / target).resolve().relative_to(ROOT).as_posix().rstrip("/")
+            if rel not in tracked and rel not in dirs:
+                missing.append(f"{md.relative_to(ROOT)} -> {target}")
+    assert missing == []
