@@ -172,51 +172,41 @@ rule digits_fold_initial_weights:
         "../scripts/digits_fold_init.py"
 
 
-DIGITS_TRAIN_INPUT = {
-    "arrays": f"{DIGITS}/arrays.npz",
-    "folds": f"{DIGITS}/folds.csv",
-    "test_labels": f"{RESULTS}/data/digits/test_labels.csv",
-    "init": f"{DIGITS}/init/seed{{seed}}.weights.h5",
-}
+def digits_run_kind(run):
+    """A run folder (step1, ladder/<row>, cv/fold<k>) -> step1, the row, or fold."""
+    return "fold" if run.startswith("cv/") else run.split("/")[-1]
 
 
-rule digits_step1:
+def digits_train_init(wc):
+    """A fold model starts from its own weights; step 1 and the ladder's rungs share the seed's."""
+    if wc.run.startswith("cv/fold"):
+        return digits_fold_init(wc.seed, wc.run[len("cv/fold") :])
+    return f"{DIGITS}/init/seed{wc.seed}.weights.h5"
+
+
+def digits_train_init_seed(wc):
+    if wc.run.startswith("cv/fold"):
+        return digits_fold_init_seed(wc.seed, wc.run[len("cv/fold") :])
+    return int(wc.seed)
+
+
+# One rule for every digits training: step 1 (step1), the ladder's rungs 2-4
+# (ladder/epochs, ladder/lr_steps, ladder/augment) and the k-fold models (cv/fold<k>).
+rule digits_train:
     input:
-        **DIGITS_TRAIN_INPUT,
+        arrays=f"{DIGITS}/arrays.npz",
+        folds=f"{DIGITS}/folds.csv",
+        test_labels=f"{RESULTS}/data/digits/test_labels.csv",
+        init=digits_train_init,
     output:
-        **run_outputs(f"{DIGITS}/step1/seed{{seed}}"),
-        predictions=f"{DIGITS}/step1/seed{{seed}}/predictions.npz",
+        **run_outputs(f"{DIGITS}/{{run}}/seed{{seed}}"),
+        predictions=f"{DIGITS}/{{run}}/seed{{seed}}/predictions.npz",
     log:
-        f"{RESULTS}/logs/digits/step1_seed{{seed}}.log",
+        f"{RESULTS}/logs/digits/{{run}}/seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/digits/step1_seed{{seed}}.tsv"
-    conda:
-        CONDA_ENV
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=3000, runtime=120),
-    params:
-        **TRAIN_PARAMS,
-        train=digits_train_params("step1"),
-        part="step1",
-        backup=lambda wc: f"{RESUME}/digits/step1/seed{wc.seed}",
-        init_seed=lambda wc: int(wc.seed),
-    script:
-        "../scripts/digits_train.py"
-
-
-rule digits_ladder:
-    input:
-        **DIGITS_TRAIN_INPUT,
-    output:
-        **run_outputs(f"{DIGITS}/ladder/{{row}}/seed{{seed}}"),
-        predictions=f"{DIGITS}/ladder/{{row}}/seed{{seed}}/predictions.npz",
-    log:
-        f"{RESULTS}/logs/digits/ladder_{{row}}_seed{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/digits/ladder_{{row}}_seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/digits/{{run}}/seed{{seed}}.tsv"
     wildcard_constraints:
-        row="epochs|lr_steps|augment",
+        run=r"step1|ladder/(epochs|lr_steps|augment)|cv/fold\d+",
     conda:
         CONDA_ENV
     threads: config["threads"]
@@ -224,37 +214,10 @@ rule digits_ladder:
         **train_resources(mem_mb=3000, runtime=180),
     params:
         **TRAIN_PARAMS,
-        train=lambda wc: digits_train_params(wc.row),
-        part="step1",
-        backup=lambda wc: f"{RESUME}/digits/ladder/{wc.row}/seed{wc.seed}",
-        init_seed=lambda wc: int(wc.seed),
-    script:
-        "../scripts/digits_train.py"
-
-
-rule digits_fold:
-    input:
-        **{**DIGITS_TRAIN_INPUT, "init": digits_fold_init("{seed}", "{fold}")},
-    output:
-        **run_outputs(f"{DIGITS}/cv/fold{{fold}}/seed{{seed}}"),
-        predictions=f"{DIGITS}/cv/fold{{fold}}/seed{{seed}}/predictions.npz",
-    log:
-        f"{RESULTS}/logs/digits/fold{{fold}}_seed{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/digits/fold{{fold}}_seed{{seed}}.tsv"
-    wildcard_constraints:
-        fold=r"\d+",
-    conda:
-        CONDA_ENV
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=3000, runtime=180),
-    params:
-        **TRAIN_PARAMS,
-        train=digits_train_params("fold"),
-        part=lambda wc: f"fold{wc.fold}",
-        backup=lambda wc: f"{RESUME}/digits/cv/fold{wc.fold}/seed{wc.seed}",
-        init_seed=lambda wc: digits_fold_init_seed(wc.seed, wc.fold),
+        train=lambda wc: digits_train_params(digits_run_kind(wc.run)),
+        part=lambda wc: wc.run[len("cv/") :] if wc.run.startswith("cv/") else "step1",
+        backup=lambda wc: f"{RESUME}/digits/{wc.run}/seed{wc.seed}",
+        init_seed=digits_train_init_seed,
     script:
         "../scripts/digits_train.py"
 

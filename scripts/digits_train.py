@@ -1,4 +1,4 @@
-"""Rules digits_step1 / digits_ladder / digits_fold: train CNNMedium once, write its predictions."""
+"""Rule digits_train (step 1, a ladder rung or a fold model): train CNNMedium once, write its predictions."""
 from anatomy.logs import contract_files, log_step
 
 with log_step(snakemake):

@@ -279,17 +279,22 @@ def test_every_fold_job_starts_from_its_own_initial_weights_and_the_single_model
     p = Workflow(tmp_path, config).run("-n", "results/digits/ladder.csv")
     jobs = _dry_run_jobs(p.stdout + p.stderr)
 
-    def inits(rule):
-        """(seed, fold or rung) -> the initial-weights files the rule's jobs read."""
-        return {(j["wildcards"].get("seed"), j["wildcards"].get("fold", j["wildcards"].get("row", "step1"))):
-                [x for x in j["input"] if x.endswith(".weights.h5")] for j in jobs if j["rule"] == rule}
+    def inits(kind):
+        """(seed, fold k or run) -> the initial-weights files that digits_train's jobs of that kind read."""
+        out = {}
+        for j in jobs:
+            run = j["wildcards"].get("run", "") if j["rule"] == "digits_train" else ""
+            if run and run.startswith("cv/fold") == (kind == "fold"):
+                key = run[len("cv/fold"):] if kind == "fold" else run
+                out[(j["wildcards"]["seed"], key)] = [x for x in j["input"] if x.endswith(".weights.h5")]
+        return out
 
-    folds = inits("digits_fold")
+    folds = inits("fold")
     assert sorted(folds) == [(s, str(k)) for s in ("0", "1") for k in range(3)]
     files = [f for fs in folds.values() for f in fs]
     assert all(len(fs) == 1 for fs in folds.values()) and len(set(files)) == 6  # no two fold models start equal
     assert folds[("1", "2")] == ["results/digits/init/seed1/fold2.weights.h5"]
-    singles = {**inits("digits_step1"), **inits("digits_ladder")}
+    singles = inits("single")
     assert len(singles) == 8  # step 1 + 3 rungs, 2 seeds
     for (seed, _), fs in singles.items():
         assert fs == [f"results/digits/init/seed{seed}.weights.h5"]  # like-for-like rungs
@@ -543,9 +548,9 @@ def test_tiny_workflow_writes_every_digits_output(tiny_workflow):
     assert m["params"]["batch_size"] == 32 and m["params"]["tta"] == 1
     with np.load(run / "predictions.npz") as p:
         assert p["test"].shape == (n_test, 10) and "test_tta" in p.files and p["seen"].dtype == bool
-    assert "epoch 2/2" in (r / "logs" / "digits" / "fold0_seed0.log").read_text()
+    assert "epoch 2/2" in (r / "logs" / "digits" / "cv" / "fold0" / "seed0.log").read_text()
     _assert_fold_inits(r, seeds=[0], folds=2)
-    assert (r / "benchmarks" / "digits" / "fold0_seed0.tsv").exists()
+    assert (r / "benchmarks" / "digits" / "cv" / "fold0" / "seed0.tsv").exists()
     assert not (r / ".resume" / "digits").exists() or not any((r / ".resume" / "digits").rglob("state.json"))
 
 

@@ -104,8 +104,7 @@ def test_changing_precision_reruns_the_trainings_only(tiny_workflow):
     finally:
         wf.write_config(original)
     # (crops_confirm follows once the checkpoint crops_select has rerun: a dry run cannot list it)
-    trainings = {"crops_baseline", "crops_window", "cifar_train", "iic_train", "digits_step1", "digits_ladder",
-                 "digits_fold", "coreset_select", "coreset_control", "coreset_control_matched"}
+    trainings = {"crops_baseline", "crops_window", "cifar_train", "iic_train", "digits_train", "coreset_select", "coreset_control", "coreset_control_matched"}
     assert trainings <= set(jobs), jobs
     feeders = {"mnist_h5", "cifar10_tfrecords", "digits_csv", "ellipses_h5", "digits_arrays", "digits_folds",
                "crops_mask", "cifar_label_variant", "cifar_pixel_variant", "crops_initial_weights",

@@ -100,15 +100,15 @@ CORESET_JOBS = {"ellipses_h5": 1, "coreset_initial_weights": 1, "coreset_select"
     ("config.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 4,
                      "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 4, "crops_window": 4,
                      "crops_aggregate": 1, "crops_stacking": 1, "crops_select": 1, "crops_verdict": 1, **DIGITS_JOBS, "digits_initial_weights": 1, "digits_fold_initial_weights": 1,
-                     "digits_step1": 1, "digits_ladder": 3, "digits_fold": 2, "digits_submission": 3,
+                     "digits_train": 6, "digits_submission": 3,
                      "digits_validate_submission": 3, "iic_train": 2, "iic_aggregate": 1,
                      "cifar_label_variant": 1, "cifar_pixel_variant": 2, "cifar_train": 9, "cifar_aggregate": 1,
                      **CORESET_JOBS, "coreset_control": 2, "coreset_control_matched": 2}),
     ("laptop.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 4,
                      "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 12, "crops_window": 12,
                      "crops_aggregate": 1, "crops_stacking": 1, "crops_select": 1, "crops_verdict": 1, **DIGITS_JOBS,
-                     "digits_initial_weights": 1, "digits_fold_initial_weights": 1, "digits_step1": 1,
-                     "digits_ladder": 3, "digits_fold": 5, "digits_submission": 3, "digits_validate_submission": 3,
+                     "digits_initial_weights": 1, "digits_fold_initial_weights": 1, "digits_train": 9,
+                     "digits_submission": 3, "digits_validate_submission": 3,
                      "iic_train": 2, "iic_aggregate": 1, "cifar_label_variant": 4, "cifar_pixel_variant": 4,
                      "cifar_train": 18, "cifar_aggregate": 1, **CORESET_JOBS, "coreset_control": 4,
                      "coreset_control_matched": 4}),
@@ -116,7 +116,7 @@ CORESET_JOBS = {"ellipses_h5": 1, "coreset_initial_weights": 1, "coreset_select"
                    "crops_baseline": 3, "crops_baseline_window_batch": 3, "crops_baseline_curves": 1,
                    "crops_mask": 761, "crops_window": 761, "crops_aggregate": 1, "crops_stacking": 1,
                    "crops_select": 1, "crops_verdict": 1, **DIGITS_JOBS, "digits_initial_weights": 2, "digits_fold_initial_weights": 2,
-                   "digits_step1": 2, "digits_ladder": 6, "digits_fold": 10, "digits_submission": 2,
+                   "digits_train": 18, "digits_submission": 2,
                    "digits_validate_submission": 2, "iic_train": 30, "iic_aggregate": 1,
                    "cifar_label_variant": 10, "cifar_pixel_variant": 4, "cifar_train": 26, "cifar_aggregate": 1, **CORESET_JOBS,
                    "coreset_control": 4, "coreset_control_matched": 4}),
@@ -159,7 +159,7 @@ def test_slurm_profile_sends_each_studys_tables_and_figures_as_one_group_job(tmp
         elif current is not None and (r := re.match(r"\s+rule (\w+):", line)):
             current.append(r.group(1))
     assert set(groups) == {"crops_post", "digits_post"}, groups
-    trainings = {"crops_baseline", "crops_window", "digits_step1", "digits_ladder", "digits_fold"}
+    trainings = {"crops_baseline", "crops_window", "digits_train"}
     for name, rules in groups.items():
         assert set(rules) == {r for r, g in profile["groups"].items() if g == name}, (name, rules)
         assert not trainings & set(rules), rules

@@ -133,16 +133,31 @@ def training_rules(config: dict, counts: dict, *, selected_fraction: float, work
         ("crops_confirm", "mnist_cnn", crops_images, cr["stopping"]["max_epochs"]),
         ("cifar_train", "vgg", ci["train_size"] or size["cifar10"], ci["epochs"]),
         ("iic_train", "iic_net", ii["train_size"] or size["mnist"], ii["epochs"]),
-        ("digits_step1", "cnn_medium", fit, dg["step1"]["epochs"]),
-        ("digits_ladder", "cnn_medium", fit, dg["step2"]["epochs"]),
-        ("digits_fold", "cnn_medium", round(digits_train * (folds - 1) / folds), dg["step2"]["epochs"]),
+        ("digits_train (step1)", "cnn_medium", fit, dg["step1"]["epochs"]),
+        ("digits_train (ladder)", "cnn_medium", fit, dg["step2"]["epochs"]),
+        ("digits_train (fold)", "cnn_medium", round(digits_train * (folds - 1) / folds), dg["step2"]["epochs"]),
         # the coreset's runs in gradient steps x batch: one "epoch" of that many images
         ("coreset_select", "unet", sel_steps * b, 1),
         ("coreset_control", "unet", subset, cs["stopping"]["max_epochs"]),
         ("coreset_control_matched", "unet", sel_steps * b, 1),
     ]
-    return [{"rule": r, "jobs": counts.get(r, 0), "model": m, "images_per_epoch": int(n), "epochs": int(e)}
-            for r, m, n, e in rules if counts.get(r, 0)]
+    jobs = {**counts, **digits_jobs(config, counts.get("digits_train", 0))}
+    return [{"rule": r, "jobs": jobs.get(r, 0), "model": m, "images_per_epoch": int(n), "epochs": int(e)}
+            for r, m, n, e in rules if jobs.get(r, 0)]
+
+
+def digits_jobs(config: dict, total: int) -> dict:
+    """The one rule digits_train's jobs per part (their epochs differ): step 1 and the folds for every seed
+    the submissions or the ladder use, the ladder's three rungs per ladder seed; checked against the dry run."""
+    if not total:
+        return {}
+    dg = config["digits"]
+    seeds = set(dg["ladder"]["seeds"]) | {config["seed"]}
+    parts = {"digits_train (step1)": len(seeds), "digits_train (ladder)": 3 * len(dg["ladder"]["seeds"]),
+             "digits_train (fold)": dg["step2"]["folds"] * len(seeds)}
+    if sum(parts.values()) != total:
+        raise RuntimeError(f"digits_train: the dry run lists {total} jobs, the config {parts}")
+    return parts
 
 
 def measured_fraction(results: Path) -> float | None:
