@@ -2,10 +2,8 @@
 from anatomy.logs import log_step
 
 with log_step(snakemake):
-    import numpy as np
-
     from anatomy.data.cifar10 import read_cifar10
-    from anatomy.io import atomic_path
+    from anatomy.io import write_npz
     from anatomy.studies import cifar
 
     seed = snakemake.params.seed
@@ -20,6 +18,4 @@ with log_step(snakemake):
         idx_te, x_te, _ = read_cifar10(snakemake.input.manifest[0], "test")
         arrays = {**cifar.make_pixel_variant(kind, x_tr, x_te, seed), "test_index": idx_te,
                   "description": kind.replace("_", " ")}
-    with atomic_path(snakemake.output[0]) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, train_index=idx_tr, **arrays)
+    write_npz(snakemake.output[0], train_index=idx_tr, **arrays)

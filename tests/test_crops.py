@@ -220,3 +220,17 @@ def test_compared_positions_start_with_the_articles_and_skip_repeats_and_overrun
     got = c.compared_positions(ranked, 9)
     assert got == [(0, 14), (18, 1), (5, 5)]  # the top 3 distinct: (0, 14), (5, 5) and (20, 0), which
     assert c.compared_positions(ranked, 8)[-1] == (20, 0)  # runs past 28 at size 9 but not at size 8
+
+
+def test_confirmation_runs_are_read_from_their_folders(tmp_path):
+    """crops_verdict's inputs: mask, window and seed come from .../confirm/<mask>/s9_i0_j14/seed<k>/history.csv."""
+    paths = []
+    for mask, name, seed in [("window", "s9_i0_j14", 1), ("as_published", "s9_i18_j1", 3)]:
+        d = tmp_path / "confirm" / mask / name / f"seed{seed}"
+        d.mkdir(parents=True)
+        pd.DataFrame({"epoch": [1], "val_accuracy": [0.5]}).to_csv(d / "history.csv", index=False)
+        paths.append(d / "history.csv")
+    runs = crops.confirm_runs(paths)
+    assert [(r["mask"], r["size"], r["i"], r["j"], r["seed"]) for r in runs] == [
+        ("window", 9, 0, 14, 1), ("as_published", 9, 18, 1, 3)]
+    assert runs[0]["history"]["val_accuracy"].tolist() == [0.5]

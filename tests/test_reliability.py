@@ -91,6 +91,26 @@ def _write_small_h5(path):
                      source="t", sha256="0", classes=range(10))
 
 
+def test_an_npz_write_that_fails_midway_leaves_neither_the_target_nor_a_temporary_file(tmp_path):
+    """anatomy.io.write_npz, used for every predictions file: the old file survives a failed rewrite."""
+    from anatomy.io import write_npz
+
+    class Unsaveable:
+        def __array__(self, *args, **kwargs):
+            raise RuntimeError("disk full")
+
+    target = tmp_path / "predictions.npz"
+    write_npz(target, a=np.arange(3))
+    before = target.read_bytes()
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_npz(target, a=np.arange(4), b=Unsaveable())  # "a" is written before "b" fails
+    assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["predictions.npz"]
+    write_npz(tmp_path / "c.npz", compressed=True, x=np.ones((50, 50)))
+    with np.load(tmp_path / "c.npz") as z:
+        assert z["x"].shape == (50, 50)
+    assert (tmp_path / "c.npz").stat().st_size < 50 * 50 * 8 / 10  # compressed
+
+
 def test_hdf5_readers_take_no_file_lock(tmp_path):
     """read_dataset_h5 opens read-only without HDF5's file lock: a lock held elsewhere
     (another job, or a file system that refuses locks) cannot make a reader fail."""

@@ -52,3 +52,25 @@ def one_panel(histories: dict, column: str, ylabel: str, out_png, *, title: str,
     ax.legend(fontsize=7)
     titled(fig, title, provenance)
     save(fig, out_png)
+
+
+def aggregate_figures(hist: dict, summary, out, *, base_lr: float, provenance: str) -> None:
+    """Every figure of rule cifar_aggregate, from the runs' histories and ``summary.csv``."""
+    from anatomy.studies.cifar import figure_groups, noisy_bn_points
+
+    g, prov = figure_groups(hist, base_lr), provenance
+    three_panels(g["bn_lr"]["curves"], out["bn_lr"], styles=g["bn_lr"]["styles"], colors=g["bn_lr"]["colors"],
+                 title="BatchNorm (solid) vs no BatchNorm (dashed), plain SGD at constant learning rates",
+                 provenance=prov)
+    three_panels(g["noisy_bn"], out["noisy_bn"], provenance=prov, final_points=noisy_bn_points(summary, base_lr),
+                 title="BN with injected time-varying noise (Santurkar et al. 2018): three test accuracies at the end")
+    three_panels(g["augmentation"], out["augmentation"], provenance=prov,
+                 title="Augmentation (reflect-pad 4, random crop, flip p = 0.5)")
+    three_panels(g["labels"], out["labels"], title="Corrupted labels: each redrawn uniformly with probability p",
+                 provenance=prov)
+    three_panels(g["pixels"], out["pixels"], provenance=prov,
+                 title="Corrupted pixels (test untouched except for the fixed permutation)")
+    one_panel(g["corruptions"], "accuracy", "training accuracy", out["corruptions_train"],
+              title="Training accuracy under every corruption", provenance=prov)
+    one_panel(g["corruptions"], "test_accuracy", "test accuracy", out["corruptions_test"],
+              title="Test accuracy under every corruption", provenance=prov)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from anatomy.plots.style import plt, save, titled
-from anatomy.studies.coreset import run_label
+from anatomy.studies.coreset import recheck_shown, run_label, runs_shown
 
 
 def _show_pair(ax_img, ax_mask, x, y, title=None):
@@ -128,3 +128,17 @@ def recheck(scores: dict, pass_score: float, out_png, *, provenance: str) -> Non
     ax.legend(fontsize=7)
     titled(fig, "Re-check: does every training pair pass with the final model?", provenance)
     save(fig, out_png)
+
+
+def aggregate_figures(agg: dict, x, y, x_test, y_test, out, *, pass_score: float, seed: int, provenance: str) -> None:
+    """Every figure of rule coreset_aggregate, from :func:`anatomy.studies.coreset.aggregate`'s result."""
+    runs, arrays, recheck_scores, prov = agg["runs"], agg["arrays"], agg["recheck_scores"], provenance
+    rng = np.random.default_rng(seed)
+    pairs(x, y, np.sort(rng.choice(len(x), min(10, len(x)), replace=False)), out["pairs"], provenance=prov)
+    selected_vs_scanned(agg["histories"], len(x), out["selected_vs_scanned"], provenance=prov)
+    score_vs_size(runs, agg["histories"], out["score_vs_size"], provenance=prov)
+    selected_grid(x, y, agg["selected"]["in_order"], out["selected_grid"], provenance=prov)
+    predictions(x_test, y_test, {r: arrays[r]["test_probs"] for r in runs_shown(list(arrays))}, out["predictions"],
+                provenance=prov)
+    recheck({r: recheck_scores[r] for r in recheck_shown(list(recheck_scores))}, pass_score, out["recheck"],
+            provenance=prov)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from anatomy.plots.style import plt, save, titled
-from anatomy.studies.crops import apply_mask, make_mask
+from anatomy.studies.crops import apply_mask, compared_positions, importance_map, make_mask
 
 
 def _baseline_text(stats) -> str:
@@ -134,3 +134,15 @@ def stacking_bars(table, out_png, *, provenance: str) -> None:
     ax.invert_yaxis()
     titled(fig, "Stacking across windows vs ensembles of full-image models", provenance)
     save(fig, out_png)
+
+
+def aggregate_figures(agg: dict, out, *, size: int, provenance: str) -> None:
+    """Every figure of rule crops_aggregate, from :func:`anatomy.studies.crops.aggregate`'s result."""
+    windows, stats, x, y = agg["windows"], agg["stats"], agg["x_test"], agg["y_test"]
+    heatmap(windows, "window", stats, out["heatmap_window"], provenance=provenance)
+    heatmap(windows, "as_published", stats, out["heatmap_as_published"], provenance=provenance)
+    importance(importance_map(windows), stats, out["importance"], provenance=provenance)
+    examples(x, y, windows, out["examples"], provenance=provenance)
+    masks_compared(x, compared_positions(windows, size), size, out["masks_compared"], provenance=provenance)
+    ink_vs_accuracy(windows, stats, out["ink_vs_accuracy"], provenance=provenance)
+    curves(agg["curves"], out["curves"], provenance=provenance)

@@ -102,3 +102,24 @@ def ladder(table: pd.DataFrame, out_png, *, provenance: str) -> None:
     ax.legend()
     titled(fig, "Ablation ladder: what each of step 2's changes bought", provenance)
     save(fig, out_png)
+
+
+def figure(name: str, inp, out_png, *, show, provenance: str) -> None:
+    """One figure of rule digits_figure (``name``: its {figure} wildcard) from its input files ``inp``."""
+    if name == "fold_curves":
+        hist = {f"fold {k}": pd.read_csv(h) for k, h in enumerate(inp["histories"])}
+        hist["step 1"] = pd.read_csv(inp["step1"])
+        fold_curves(hist, out_png, provenance=provenance)
+    elif name == "ensemble_vs_single":
+        ensemble_vs_single(pd.read_csv(inp["leaderboard"]), out_png, provenance=provenance)
+    elif name == "hardest":
+        from anatomy.studies.digits import read_arrays
+
+        x, _, _ = read_arrays(inp["arrays"])
+        hardest(pd.read_csv(inp["hardest"]), x, out_png, show=show, provenance=provenance)
+    elif name == "bootstrap":
+        bootstrap(pd.read_csv(inp["summary"]), pd.read_csv(inp["scores"]), out_png, provenance=provenance)
+    elif name == "ladder":
+        ladder(pd.read_csv(inp["ladder"]), out_png, provenance=provenance)
+    else:
+        raise ValueError(f"unknown digits figure '{name}'")

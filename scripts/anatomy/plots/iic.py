@@ -6,7 +6,7 @@ import numpy as np
 
 from anatomy.io import atomic_path
 from anatomy.plots.style import plt, save, titled
-from anatomy.studies.iic import contingency
+from anatomy.studies.iic import cluster_examples, contingency, figure_runs, label_order
 
 
 def transforms_figure(examples_by_set: dict, out_png, *, provenance: str) -> None:
@@ -104,3 +104,26 @@ def overcluster_examples(groups, out_png, *, provenance: str) -> None:
                              f"{g['share']:.0%} are '{g['majority']}')", fontsize=7, loc="left")
     titled(fig, "Most label-pure and most mixed overclusters (50-way head)", provenance)
     save(fig, out_png)
+
+
+def aggregate_figures(runs, hist: dict, preds: dict, x_test, out, *, k: int, k_over: int, provenance: str) -> None:
+    """Every figure of rule iic_aggregate, from :func:`anatomy.studies.iic.collect`'s result and the test images."""
+    f, prov = figure_runs(runs), provenance
+    head_alpha, seed0, head_set = f["alphas"][-1], f["seed"], f["sets"][0]
+    transforms_figure({t: (preds[r]["examples"][0] / 255.0, preds[r]["twins"][:, 0]) for t, r in f["examples"].items()},
+                      out["transforms"], provenance=prov)
+    curves({t: hist[r] for t, r in f["by_set"].items()}, out["curves_by_set"],
+           title=f"IIC per transform set (alpha {head_alpha[0]:g}, 50-way alpha {head_alpha[1]:g}, seed {seed0})",
+           provenance=prov)
+    curves({f"alpha {a:g} / {o:g}": hist[r] for (a, o), r in f["by_alpha"].items()}, out["curves_by_alpha"],
+           title=f"IIC per alpha (10-way / 50-way head), transform set '{head_set}', seed {seed0}", provenance=prov)
+    p = preds[f["headline"]]
+    acc, order = label_order(p["labels"], p["z"].argmax(1), k)
+    name = f"set '{head_set}', alpha {head_alpha[0]:g}, seed {seed0}"
+    confusion(p["labels"], p["z"].argmax(1), k, out["confusion"], order=order,
+              title=f"True label vs cluster, 10-way head ({name}): accuracy {acc:.3f}", provenance=prov)
+    confusion(p["labels"], p["z_over"].argmax(1), k_over, out["confusion_over"],
+              title=f"True label vs overcluster, 50-way head ({name})", provenance=prov)
+    p_animation(p["p_history"], out["gif"], title=f"Joint distribution P over epochs ({name})", provenance=prov)
+    groups = cluster_examples(p["z_over"], p["labels"], x_test, n_clusters=k_over)
+    overcluster_examples(groups, out["overcluster_examples"], provenance=prov)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -277,14 +278,6 @@ def unet_kwargs(params: dict) -> dict:
             "dropout": m["dropout"], "batch_norm_momentum": m["batch_norm_momentum"]}
 
 
-def _save_arrays(path, arrays: dict) -> None:
-    from anatomy.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-
-
 def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict, shuffle_seed: int | None,
                   threads: int, seed: int, deterministic: bool, precision: str = "float32",
                   backup_seconds: float | None = None) -> dict:
@@ -298,13 +291,12 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
     ``save_backup`` to ``files["backup"]`` (not a declared output). A rerun repeats the steps
     after the backup exactly: batches are seeded by (seed, phase, epoch).
     """
-    from pathlib import Path
     import shutil
     from types import SimpleNamespace
 
     import pandas as pd
 
-    from anatomy.io import atomic_path, read_dataset_h5, write_json
+    from anatomy.io import atomic_path, read_dataset_h5, write_json, write_npz
     from anatomy.training.contract import BACKUP_SECONDS, BackupSchedule, install_sigterm_handler, load_backup, \
         run_fingerprint, save_backup, save_model, write_history_csv
     from anatomy.training.step import make_train_step
@@ -364,7 +356,7 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
     write_history_csv(files["history"], state.rows)
     with atomic_path(files["selected"]) as tmp:
         pd.DataFrame({"order": range(len(state.selected)), "index": state.selected}).to_csv(tmp, index=False)
-    _save_arrays(files["predictions"], arrays)
+    write_npz(files["predictions"], compressed=True, **arrays)
     write_json(files["metrics"], metrics)
     shutil.rmtree(backup, ignore_errors=True)
     return metrics
@@ -446,13 +438,11 @@ def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, k
     Both start from the same initial weights, with the same batch size, optimizer
     and learning rate as the selection.
     """
-    from pathlib import Path
-
     model, device = _setup(init_weights=init_weights, params=params, threads=threads, seed=seed,
                            deterministic=deterministic, precision=precision)
     import keras
 
-    from anatomy.io import read_dataset_h5
+    from anatomy.io import read_dataset_h5, write_json, write_npz
     from anatomy.training.contract import fit_with_contract
     from anatomy.training.pipeline import ArrayData
 
@@ -512,9 +502,7 @@ def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, k
     metrics["gradient_steps"] = int(steps if budget_steps is None else min(steps, int(budget_steps)))
     metrics["train_metric_final"] = float(pair_scores(y[idx], predict(x[idx])).mean())
     arrays["indices"] = idx
-    _save_arrays(files["predictions"], arrays)
-    from anatomy.io import write_json
-
+    write_npz(files["predictions"], compressed=True, **arrays)
     write_json(files["metrics"], metrics)
     return metrics
 
@@ -784,3 +772,27 @@ def verdict(runs: "pd.DataFrame", *, pass_score: float, margin_sd: float = 2.0, 
     out["n"] = out["n"].astype("Int64")  # whole numbers, empty where a row has none
     out["spread"] = out["spread"].astype(float).round(5)
     return out
+
+
+# ---------------------------------------------------------------- the aggregate rule's inputs, read (no TensorFlow)
+
+def aggregate(*, metrics, predictions, histories, selected, pass_score: float, margin_sd: float) -> dict:
+    """Rule coreset_aggregate's tables (``runs``, ``verdict``, ``recheck``) from the runs' files, with what its
+    figures need: each run's arrays by run name (read from its metrics.json), the selections' histories and
+    selected indices by order (``in_order``, ``shuffled``)."""
+    import pandas as pd
+
+    from anatomy.io import read_json
+
+    runs_metrics, arrays = {}, {}
+    for m_path, a_path in zip(metrics, predictions):
+        m = read_json(m_path)
+        runs_metrics[m["run"]] = m
+        with np.load(a_path) as a:
+            arrays[m["run"]] = {k: a[k] for k in a.files}
+    runs = runs_table(runs_metrics)
+    recheck = {run: a["recheck_scores"] for run, a in arrays.items()}
+    return {"runs": runs, "verdict": verdict(runs, pass_score=pass_score, margin_sd=margin_sd),
+            "recheck": recheck_histogram(recheck), "recheck_scores": recheck, "arrays": arrays,
+            "histories": {Path(h).parent.name: pd.read_csv(h) for h in histories},
+            "selected": {Path(s).parent.name: pd.read_csv(s)["index"].to_numpy() for s in selected}}

@@ -1,6 +1,6 @@
 """Study 1 (crops): which 9x9 windows of MNIST teach the Keras CNN best.
 
-The seed trained the classic Keras MNIST CNN from one saved set of initial
+The article trained the classic Keras MNIST CNN from one saved set of initial
 weights on full images, then on images where "everything but a 9x9 window" was
 zeroed. Its loop zeroed only two blocks (above-left and below-right of the
 window), which :func:`as_published_mask` reproduces beside the true
@@ -91,7 +91,7 @@ def train_crops_run(*, mnist_h5, init_weights, files, params: dict, mask=None, t
 
     device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic, precision=precision)
     import keras
-    from anatomy.io import atomic_path, read_dataset_h5
+    from anatomy.io import read_dataset_h5, write_npz
     from anatomy.models.mnist_cnn import compile_mnist_cnn, mnist_cnn
     from anatomy.training.contract import EvaluateEachEpoch, PublishedStopping, fit_with_contract
     from anatomy.training.pipeline import ArrayData
@@ -124,10 +124,8 @@ def train_crops_run(*, mnist_h5, init_weights, files, params: dict, mask=None, t
         info={"params": params, "seed": seed, "validation": f"{len(va)} images held out from the training set",
               "train_images": int(len(tr)), **device},
     )
-    with atomic_path(files["predictions"]) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, val=model.predict(val[0], batch_size=1000, verbose=0), val_labels=y_all[va],
-                     test=model.predict(test[0], batch_size=1000, verbose=0), test_labels=y_test)
+    write_npz(files["predictions"], val=model.predict(val[0], batch_size=1000, verbose=0), val_labels=y_all[va],
+              test=model.predict(test[0], batch_size=1000, verbose=0), test_labels=y_test)
     return metrics
 
 
@@ -373,3 +371,73 @@ def parse_run_name(name: str) -> dict:
     """'s9_i0_j14' -> {'size': 9, 'i': 0, 'j': 14}."""
     parts = dict((p[0], int(p[1:])) for p in name.split("_"))
     return {"size": parts["s"], "i": parts["i"], "j": parts["j"]}
+
+
+# ---------------------------------------------------------------- the rules' inputs, read (no TensorFlow)
+
+def aggregate(*, mnist_h5, baseline_histories, seeds, window_histories, top: int) -> dict:
+    """Rule crops_aggregate's tables (``windows``, ``baseline``) from the runs' files, with what its figures need."""
+    import pandas as pd
+
+    from anatomy.io import read_dataset_h5
+
+    x_test, y_test = read_dataset_h5(mnist_h5, "test")
+    base_hist = {s: pd.read_csv(p) for s, p in zip(seeds, baseline_histories)}
+    baseline = baseline_table(base_hist)
+    runs = window_runs(window_histories)
+    windows = windows_table(runs, baseline, x_test=x_test, top=top)
+    return {"windows": windows, "baseline": baseline, "stats": baseline_stats(baseline), "x_test": x_test,
+            "y_test": y_test, "curves": curves_shown(windows, runs, base_hist)}
+
+
+def curves_shown(windows: "pd.DataFrame", runs: list[dict], baseline_histories: dict, best: int = 3) -> dict:
+    """The training curves worth a figure: every baseline seed and the ``best`` true windows by test accuracy."""
+    hist = {f"baseline seed {s}": h for s, h in baseline_histories.items()}
+    for r in windows[windows["mask"] == "window"].nlargest(best, "test_accuracy").itertuples():
+        hist[f"window ({r.i},{r.j})"] = next(x["history"] for x in runs
+                                             if (x["mask"], x["i"], x["j"]) == ("window", r.i, r.j))
+    return hist
+
+
+def confirm_runs(history_paths) -> list[dict]:
+    """Confirmation runs from their history files (``.../confirm/<mask>/s9_i0_j14/seed1/history.csv``)."""
+    import pandas as pd
+
+    runs = []
+    for p in map(Path, history_paths):
+        runs.append({"mask": p.parent.parent.parent.name, **parse_run_name(p.parent.parent.name),
+                     "seed": int(p.parent.name.removeprefix("seed")), "history": pd.read_csv(p)})
+    return runs
+
+
+def verdict_tables(*, like_baseline_histories, seeds, confirm_histories, windows_csv, baseline_csv, alpha: float,
+                   batch_sizes) -> tuple["pd.DataFrame", "pd.DataFrame", dict]:
+    """Rule crops_verdict: the confirmation runs paired with the like-for-like baseline, their tests, the verdict."""
+    import pandas as pd
+
+    like = baseline_table({s: pd.read_csv(h) for s, h in zip(seeds, like_baseline_histories)})
+    confirm = confirm_table(confirm_runs(confirm_histories), like)
+    tests = confirm_tests(confirm, alpha=alpha)
+    v = verdict(pd.read_csv(windows_csv), pd.read_csv(baseline_csv), tests, like_baseline=like, alpha=alpha,
+                batch_sizes=batch_sizes)
+    return confirm, tests, v
+
+
+def stacking_from_files(window_predictions, window_histories, baseline_predictions, *, k: int,
+                        seed: int) -> "pd.DataFrame":
+    """Rule crops_stacking: windows ranked by their best validation accuracy, stacked, against the seeds' ensemble."""
+    import pandas as pd
+
+    val, test, ranking_rows = {}, {}, []
+    for pred, hist in zip(window_predictions, window_histories):
+        name = Path(pred).parent.name
+        with np.load(pred) as p:
+            val[name], test[name] = p["val"], p["test"]
+            y_val, y_test = p["val_labels"], p["test_labels"]
+        ranking_rows.append((pd.read_csv(hist)["val_accuracy"].max(), name))
+    ranking = [name for _, name in sorted(ranking_rows, key=lambda t: (-t[0], t[1]))]
+    control = []
+    for p in baseline_predictions:
+        with np.load(p) as d:
+            control.append(d["test"])
+    return stacking_across(val, test, y_val, y_test, ranking, k=k, control_probs=control, seed=seed)

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from anatomy.io import atomic_path
+from anatomy.io import atomic_path, write_npz
 from anatomy.verdicts import (NOT_AT_SCALE, REPRODUCED, Estimate, against_published, gain_verdict,
                               t_interval)
 
@@ -84,9 +84,7 @@ def write_arrays(path, train_csv, test_csv) -> dict:
 
     x_train, y_train = read_digits_csv(train_csv, labelled=True)
     x_test, _ = read_digits_csv(test_csv, labelled=False)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, x_train=x_train, y_train=y_train.astype(np.int64), x_test=x_test)
+    write_npz(path, x_train=x_train, y_train=y_train.astype(np.int64), x_test=x_test)
     return {"train": len(x_train), "test": len(x_test)}
 
 
@@ -296,9 +294,7 @@ def train_digits_model(*, arrays, folds, init_weights, test_labels, files: dict,
     probs = model.predict(scale(x_all[images]), batch_size=1000, verbose=0).astype(np.float32)
     out.update(images=images, labels=y_all[images], probs=probs, losses=cross_entropy(probs, y_all[images]),
                seen=np.isin(images, tr))
-    with atomic_path(files["predictions"]) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **out)
+    write_npz(files["predictions"], **out)
     return metrics
 
 

@@ -91,7 +91,7 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
     import keras
     import tensorflow as tf
 
-    from anatomy.io import atomic_path, read_dataset_h5
+    from anatomy.io import read_dataset_h5, write_npz
     from anatomy.models.iic_net import IICTrainer, iic_loss, iic_net, joint_distribution
     from anatomy.training.contract import fit_with_contract
     from anatomy.training.pipeline import ArrayData
@@ -149,12 +149,10 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
               "evaluation": "MNIST test set; labels used only for Hungarian accuracy", **device},
     )
     z, z_over = net_out(x_eval)
-    with atomic_path(files["predictions"]) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, z=z, z_over=z_over, labels=y_test, p_history=np.asarray(evaluate_cb.p_history),
-                     examples=x_test[:6, ..., 0], twins=np.stack([
-                         np.asarray(make_twin(x_eval[:6], tf.constant([seed, k], tf.int64), names, tp))[..., 0]
-                         for k in range(3)]))
+    twins = np.stack([np.asarray(make_twin(x_eval[:6], tf.constant([seed, k], tf.int64), names, tp))[..., 0]
+                      for k in range(3)])
+    write_npz(files["predictions"], z=z, z_over=z_over, labels=y_test, p_history=np.asarray(evaluate_cb.p_history),
+              examples=x_test[:6, ..., 0], twins=twins)
     return metrics
 
 
