@@ -180,6 +180,23 @@ def test_pad_crop_flip_shapes_ranges_and_flip_rate():
     np.testing.assert_array_equal(o, pad_crop_flip(tf.constant(half), tf.constant([5, 6], tf.int64), pad=0).numpy())
 
 
+def test_pad_crop_flip_is_an_exact_crop_of_the_reflect_padded_image_mirrored_or_not():
+    """Every output image is one of the 81 crops of its reflect-padded image, flipped or not, pixel for pixel;
+    the offsets cover the whole range."""
+    from anatomy.training.augment import pad_crop_flip
+
+    x = np.random.default_rng(1).random((64, 32, 32, 3)).astype(np.float32)
+    out = pad_crop_flip(tf.constant(x), tf.constant([7, 8], tf.int64)).numpy()
+    found = set()
+    for img, o in zip(x, out):
+        p = np.pad(img, [(4, 4), (4, 4), (0, 0)], mode="reflect")
+        hits = [(r, c, f) for r in range(9) for c in range(9) for f in (0, 1)
+                if np.array_equal(o, p[r:r + 32, c:c + 32][:, ::-1] if f else p[r:r + 32, c:c + 32])]
+        assert hits, "not a crop of the padded image"
+        found.add(hits[0])
+    assert {r for r, _, _ in found} == set(range(9)) and {f for _, _, f in found} == {0, 1}
+
+
 def test_noisy_bn_is_time_varying_shift_and_scale_in_training_only():
     from anatomy.models.vgg import NoisyBN
 
