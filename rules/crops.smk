@@ -157,10 +157,10 @@ rule crops_window:
 
 CROPS_FIGURES = {
     "heatmap_window": "accuracy by window position, true windows",
-    "heatmap_as_published": "accuracy by window position, the seed's mask",
+    "heatmap_as_published": "accuracy by window position, the article's mask",
     "importance": "per-pixel importance",
     "examples": "best and worst windows on test digits",
-    "masks_compared": "true window vs the seed's mask",
+    "masks_compared": "true window vs the article's mask",
     "ink_vs_accuracy": "accuracy against ink kept",
     "curves": "training curves of baselines and best windows",
 }

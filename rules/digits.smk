@@ -178,7 +178,7 @@ def digits_run_kind(run):
 
 
 def digits_train_init(wc):
-    """A fold model starts from its own weights; step 1 and the ladder's rungs share the seed's."""
+    """A fold model starts from its own weights; step 1 and the ladder's rungs share one file per seed."""
     if wc.run.startswith("cv/fold"):
         return digits_fold_init(wc.seed, wc.run[len("cv/fold") :])
     return f"{DIGITS}/init/seed{wc.seed}.weights.h5"

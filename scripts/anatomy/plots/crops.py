@@ -76,7 +76,7 @@ def examples(x, y, windows, out_png, *, provenance: str, n_digits: int = 4, n_ea
 
 
 def masks_compared(x, positions, size, out_png, *, provenance: str, n_digits: int = 3) -> None:
-    """The same digits under the true window and under the seed's mask at the same positions."""
+    """The same digits under the true window and under the article's mask at the same positions."""
     fig, axes = plt.subplots(n_digits * 2, len(positions), figsize=(1.6 * len(positions), 1.5 * 2 * n_digits),
                              squeeze=False)
     for c, (i, j) in enumerate(positions):

@@ -25,7 +25,7 @@ def window_mask(i: int, j: int, size: int, side: int = SIDE) -> np.ndarray:
 
 
 def as_published_mask(i: int, j: int, size: int, side: int = SIDE) -> np.ndarray:
-    """What the seed's loop kept: zero ``[:i, :j]`` and ``[i+size:, j+size:]`` only.
+    """What the article's loop kept: zero ``[:i, :j]`` and ``[i+size:, j+size:]`` only.
 
     Everything above-right and below-left of the window stays visible.
     """
@@ -83,7 +83,7 @@ def train_crops_run(*, mnist_h5, init_weights, files, params: dict, mask=None, t
     """Train the CNN once (baseline when ``mask`` is None) under the training contract.
 
     Stopping monitors the held-out split (``val_*``); test accuracy is recorded
-    every epoch (``test_accuracy``) so that the seed's "best accuracy seen on
+    every epoch (``test_accuracy``) so that the article's "best accuracy seen on
     test" can be reported beside the clean number. Writes ``files["predictions"]``:
     the final model's class probabilities on the held-out split and on test.
     """
@@ -313,7 +313,7 @@ def importance_map(windows: "pd.DataFrame", side: int = SIDE) -> np.ndarray:
 
 def stacking_across(val_probs: dict, test_probs: dict, y_val, y_test, ranking: list, *, k: int,
                     control_probs: list, seed: int) -> "pd.DataFrame":
-    """The seed's untested proposal: ensembles over image regions instead of over samples.
+    """The article's untested proposal: ensembles over image regions instead of over samples.
 
     ``ranking`` orders the windows by held-out accuracy (never test). (a) average
     the top-k windows' probabilities; (b) a logistic regression on their

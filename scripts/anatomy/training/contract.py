@@ -53,7 +53,7 @@ def install_sigterm_handler():
 
 
 class PublishedStopping(keras.callbacks.Callback):
-    """The crops seed's stopping rule, as a Keras callback whose state survives resume.
+    """The crops article's stopping rule, as a Keras callback whose state survives resume.
 
     Stops once validation accuracy has not improved for ``patience`` epochs AND
     training accuracy x ``ratio`` > validation accuracy (the article's rule; it
