@@ -128,13 +128,19 @@ def test_aggregation_writes_the_three_noisy_bn_columns_without_tensorflow(tmp_pa
 import runpy, sys
 from types import SimpleNamespace
 sys.path.insert(0, {str(root / "scripts")!r})
+
+
+class Named(dict):  # like Snakemake's named lists: by attribute and by key
+    __getattr__ = dict.__getitem__
+
+
 t = {str(tmp_path)!r}
 names = {list(runs)!r}
 sm = SimpleNamespace(
     input=SimpleNamespace(histories=[f"{{t}}/{{n}}/history.csv" for n in names],
                           metrics=[f"{{t}}/{{n}}/metrics.json" for n in names], labels=[]),
-    output=SimpleNamespace(summary=f"{{t}}/summary.csv", label_table=f"{{t}}/labels.csv",
-                           **{{f: f"{{t}}/{{f}}.png" for f in {figures!r}}}),
+    output=Named(summary=f"{{t}}/summary.csv", label_table=f"{{t}}/labels.csv",
+                 **{{f: f"{{t}}/{{f}}.png" for f in {figures!r}}}),
     params=SimpleNamespace(base_lr=0.05, provenance="data: test | config: tiny"), log=[])
 runpy.run_path({str(root / "scripts" / "cifar_aggregate.py")!r}, init_globals={{"snakemake": sm}})
 assert "tensorflow" not in sys.modules, "the aggregation imported TensorFlow"
