@@ -20,11 +20,6 @@ def titled(fig, title: str, provenance: str) -> None:
     fig.suptitle(f"{title}\n{provenance}", fontsize=11)
 
 
-def provenance(data: str, scale: str, extra: str = "") -> str:
-    s = f"data: {data} | config: {scale}"
-    return f"{s} | {extra}" if extra else s
-
-
 def save(fig, path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

@@ -107,24 +107,25 @@ class EvaluateEachEpoch(keras.callbacks.Callback):
         logs.update({f"{self.prefix}{k}": float(v) for k, v in res.items()})
 
 
-def _make_recorder(history_rows: list, started: list):
-    class _Recorder(keras.callbacks.Callback):
-        """History rows + one progress line per epoch (no carriage-return bars)."""
+class HistoryRecorder(keras.callbacks.Callback):
+    """Appends one row per finished epoch to ``rows`` and prints one progress line (no carriage-return bars)."""
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t0 = time.perf_counter()
+    def __init__(self, rows: list, epochs: int):
+        super().__init__()
+        self.rows, self.epochs = rows, epochs
 
-        def on_epoch_end(self, epoch, logs=None):
-            logs = dict(logs or {})
-            row = {"epoch": epoch + 1}
-            row.update({k: float(v) for k, v in logs.items() if np.ndim(v) == 0})
-            row["lr"] = _current_lr(self.model)
-            row["seconds"] = round(time.perf_counter() - self._t0, 3)
-            history_rows.append(row)
-            shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds"))
-            print(f"epoch {epoch + 1}/{started[0]} {shown} ({row['seconds']:.1f}s)", flush=True)
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
 
-    return _Recorder()
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        row = {"epoch": epoch + 1}
+        row.update({k: float(v) for k, v in logs.items() if np.ndim(v) == 0})
+        row["lr"] = _current_lr(self.model)
+        row["seconds"] = round(time.perf_counter() - self._t0, 3)
+        self.rows.append(row)
+        shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds"))
+        print(f"epoch {epoch + 1}/{self.epochs} {shown} ({row['seconds']:.1f}s)", flush=True)
 
 
 def _current_lr(model) -> float:
@@ -308,7 +309,7 @@ def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None,
     install_sigterm_handler()
     if start < epochs and not stopped:
         model.stop_training = False
-        cbs = [keras.callbacks.TerminateOnNaN(), *callbacks, _make_recorder(history_rows, [epochs]),
+        cbs = [keras.callbacks.TerminateOnNaN(), *callbacks, HistoryRecorder(history_rows, epochs),
                _make_backup(backup_dir, history_rows, stateful, fingerprint, backup_seconds, epochs)]
         if files.get("tensorboard"):  # opt-in (config `tensorboard: true`); a resumed run appends to the same folder
             cbs.append(keras.callbacks.TensorBoard(log_dir=str(files["tensorboard"]), write_graph=False,
