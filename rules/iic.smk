@@ -15,6 +15,7 @@ def iic_train_params():
             "clusters",
             "overclusters",
             "transforms",
+            "pair",
             "alpha_warmup_epochs",
         )
     }

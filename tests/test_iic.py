@@ -61,6 +61,18 @@ def test_iic_loss_is_minus_mutual_information_at_alpha_one():
     assert float(iic_loss(z, zt, alpha=1.0)) == pytest.approx(-_mi(p), rel=1e-4)
 
 
+def test_telling_the_image_from_its_twin_scores_ln_2_under_the_posts_pair():
+    """Why ``iic.pair: two_twins``: with (x, T(x)) and a transform a net can detect (binarize, noise), a net
+    that puts every image in one cluster and every twin in another already has I = ln 2 (P is symmetrised),
+    without looking at the digit; measured runs of the post's pair stop exactly there (docs/studies.md)."""
+    from anatomy.models.iic_net import iic_loss
+
+    n, k = 64, 10
+    z, zt = np.zeros((n, k), np.float32), np.zeros((n, k), np.float32)
+    z[:, 0], zt[:, 1] = 1.0, 1.0  # "is this the image or its twin?"
+    assert float(iic_loss(z, zt, alpha=1.0)) == pytest.approx(-np.log(2), abs=1e-4)
+
+
 def test_iic_loss_is_minimised_by_a_diagonal_uniform_joint():
     from anatomy.models.iic_net import iic_loss
 
@@ -101,6 +113,22 @@ def test_twins_keep_shape_and_range_and_follow_the_seed(tset):
         assert not np.array_equal(a, c)
 
 
+def test_the_posts_pair_is_the_image_and_its_twin_and_two_twins_are_independent_draws():
+    x = tf.constant(np.random.default_rng(0).random((8, 28, 28, 1)).astype(np.float32))
+    names, seed = iic.transform_names("all"), tf.constant([1, 2], tf.int64)
+    twin = iic.make_twin(x, seed, names, TP).numpy()
+    a, b = (v.numpy() for v in iic.make_pair(x, seed, names, TP, "image_and_twin"))
+    np.testing.assert_array_equal(a, x.numpy())
+    np.testing.assert_array_equal(b, twin)  # the post's pair, as before the option existed
+    a2, b2 = (v.numpy() for v in iic.make_pair(x, seed, names, TP, "two_twins"))
+    np.testing.assert_array_equal(b2, twin)
+    assert not np.array_equal(a2, x.numpy()) and not np.array_equal(a2, b2)  # the first view is transformed too
+    again = iic.make_pair(x, seed, names, TP, "two_twins")[0].numpy()
+    np.testing.assert_array_equal(a2, again)  # seeded: a resumed run sees the same pairs
+    with pytest.raises(ValueError, match="iic.pair: unknown pair 'three'"):
+        iic.make_pair(x, seed, names, TP, "three")
+
+
 @pytest.mark.workflow
 def test_tiny_workflow_writes_every_iic_output(tiny_workflow):
     r = tiny_workflow.path / "results" / "iic"
@@ -108,7 +136,9 @@ def test_tiny_workflow_writes_every_iic_output(tiny_workflow):
     assert len(runs) == 2 and set(runs["alpha"]) == {1.0, 10.0}
     assert {"final_accuracy", "loss_selected_accuracy", "label_selected_accuracy_optimistic"} <= set(runs.columns)
     assert runs["final_accuracy"].between(0, 1).all()
+    assert (runs["pair"] == tiny_workflow.config["iic"]["pair"]).all()  # which pair each run trained on
     summary = pd.read_csv(r / "summary.csv")
+    assert (summary["pair"] == tiny_workflow.config["iic"]["pair"]).all()
     assert {"loss_selected_accuracy_mean", "loss_selected_accuracy_sd", "loss_selected_seed"} <= set(summary.columns)
     for name in ("transforms", "curves_by_set", "curves_by_alpha", "confusion", "confusion_over",
                  "overcluster_examples"):

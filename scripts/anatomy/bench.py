@@ -212,7 +212,7 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
     from anatomy.models.unet import compile_unet, residual_unet
     from anatomy.models.vgg import vgg_like
     from anatomy.studies.cifar import MEAN, STD
-    from anatomy.studies.iic import make_twin, transform_names
+    from anatomy.studies.iic import make_pair, transform_names
     from anatomy.training.pipeline import ArrayData
     from anatomy.training.step import make_train_step
 
@@ -281,16 +281,17 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
     b = p["batch_size"]
     n = b * steps(50)
     xi = xf[:n]
-    twins = np.asarray(make_twin(tf.constant(xi), tf.constant([0, 1], tf.int64), names, p["transforms"]))
-    twin = lambda t, s: (t, make_twin(t, s, names, p["transforms"]))  # noqa: E731
+    views = [np.asarray(v) for v in make_pair(tf.constant(xi), tf.constant([0, 1], tf.int64), names, p["transforms"],
+                                              p["pair"])]
+    pair = lambda t, s: make_pair(t, s, names, p["transforms"], p["pair"])  # noqa: E731
 
     def iic_ours():
-        trainer.fit(ArrayData(x[:n], np.zeros(n, np.int64), batch_size=b, seed=0, augment=twin).dataset(0, 1),
+        trainer.fit(ArrayData(x[:n], np.zeros(n, np.int64), batch_size=b, seed=0, augment=pair).dataset(0, 1),
                     epochs=1, verbose=0)
         return n
 
     def iic_theirs():
-        trainer.fit((xi, twins), np.zeros(n, "float32"), batch_size=b, epochs=1, verbose=0)
+        trainer.fit(tuple(views), np.zeros(n, "float32"), batch_size=b, epochs=1, verbose=0)
         return n
 
     add("iic_net", "IIC net (twins made in the pipeline vs precomputed)", b, *compare(iic_ours, iic_theirs),

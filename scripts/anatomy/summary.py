@@ -201,7 +201,8 @@ def iic_rows(summary: pd.DataFrame, runs: pd.DataFrame | None = None, *, data: s
             ours += f"; {int(r['at_uniform_point'])} of {n} runs ended at the uniform point"
             if r.get("uniform_is_batch_optimum", 0):
                 ours += " (at this batch size uniform outputs score below perfect clusters)"
-        rows.append(_row("iic", f"accuracy, {what}, transform set '{tset}'", published, ours,
+        pair = f", pair {r['pair']}" if "pair" in r else ""
+        rows.append(_row("iic", f"accuracy, {what}, transform set '{tset}'{pair}", published, ours,
                          round(float(r["loss_selected_accuracy_sd"]), 4), data, scale, word, src, n=n,
                          statistic=est.text(3), rule="loss-selected decides; " + rule))
     if runs is not None and len(runs):
