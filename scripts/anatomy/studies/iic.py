@@ -4,10 +4,11 @@ After a post that implemented IIC (Ji, Henriques, Vedaldi 2019) in TensorFlow 2
 and reported 85% (alpha 1) and 97.5% (alpha 10) on MNIST. Each image X gives
 a pair of views: the post's (X, T(X)), or two independent transforms
 (T1(X), T2(X)) as in Ji et al.'s own code (``iic.pair``); the network maximises
-the mutual information between the cluster assignments of the two views. Labels are used only to score: clusters are
-mapped to labels by the Hungarian method, and the result we report is chosen
-by the IIC loss, never by the labels (the post's 97.5% was the best accuracy
-seen during training, i.e. chosen with the evaluation labels).
+the mutual information between the cluster assignments of the two views.
+Labels are used only to score: clusters are mapped to labels by the Hungarian
+method, and the result we report is chosen by the IIC loss, never by the labels
+(the post's 97.5% was the best accuracy seen during training, i.e. chosen with
+the evaluation labels).
 """
 
 from __future__ import annotations
