@@ -61,11 +61,11 @@ def make_pair(x, seed, names, p: dict, pair: str):
     (T1(x), T2(x)), two independent draws of the same transforms (the twin is the one the post's pair has)."""
     import tensorflow as tf
 
+    if pair not in PAIRS:
+        raise ValueError(f"iic.pair: unknown pair '{pair}' (use {' or '.join(PAIRS)})")
     twin = make_twin(x, seed, names, p)
     if pair == "image_and_twin":
         return x, twin
-    if pair != "two_twins":
-        raise ValueError(f"iic.pair: unknown pair '{pair}' (use {' or '.join(PAIRS)})")
     return make_twin(x, tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 3), names, p), twin
 
 
@@ -146,7 +146,7 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
 
         def on_epoch_end(self, epoch, logs=None):
             z, z_over = net_out(x_eval)  # the clusters of the images themselves: what is scored with labels
-            za, za_over = (z, z_over) if params["pair"] == "image_and_twin" else net_out(x_eval_a)
+            za, za_over = (z, z_over) if x_eval_a is x_eval else net_out(x_eval_a)  # no second pass over x
             zt, zt_over = net_out(x_eval_b)
             # the pair loss of the outputs above (inference mode: the same as one pass over both views)
             lz, lo = (float(iic_loss(tf.constant(a), tf.constant(b), w))
@@ -162,7 +162,6 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
     metrics = fit_with_contract(
         trainer, data, epochs=params["epochs"], files=files, callbacks=[evaluate_cb], export_model=net,
         info={"params": params, "seed": seed, "transform_set": transform_set, "transforms": list(names),
-              "pair": params["pair"],
               "alpha": alpha, "alpha_over": alpha_over, "alpha_warmup_steps": warmup_steps,
               "train_images": int(len(x_train)),
               "evaluation": "MNIST test set; labels used only for Hungarian accuracy", **device},
