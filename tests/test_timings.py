@@ -48,3 +48,37 @@ def test_a_one_study_snapshot_copies_its_tables_and_figures_and_times_it_alone(t
     assert "- data: MNIST from a local npz" in t and "| iic | 1 | 30.0 |" in t and "cifar" not in t
     with pytest.raises(FileNotFoundError, match="no tables"):
         timings.snapshot(r, tmp_path / "snap", wall_seconds=None, command="x", study="coreset")
+
+
+def test_studies_run_one_at_a_time_are_staged_and_gathered(tmp_path):
+    """The laptop scale: each study snapshotted on its own, staged back for the summary rule, then gathered."""
+    import pytest
+
+    snap = tmp_path / "snap"
+    for study, secs, wall in (("crops", 100.0, 600), ("iic", 40.0, 90)):
+        r = tmp_path / f"run_{study}"
+        _bench(r / "benchmarks" / study / "job.tsv", secs)
+        (r / study).mkdir(parents=True)
+        (r / study / "verdict.csv").write_text(f"{study}\n1\n")
+        timings.snapshot(r, snap, wall_seconds=wall, command=f"snakemake results/{study}", study=study)
+    df = timings.study_snapshots(snap).set_index("study")
+    assert df.loc["crops", "wall_minutes"] == 10.0 and df.loc["iic", "job_seconds"] == 40.0
+    assert df.loc["iic", "jobs"] == 1 and "CPU cores" in df.loc["crops", "machine"]
+
+    results = tmp_path / "results"
+    (results / "iic").mkdir(parents=True)
+    (results / "iic" / "verdict.csv").write_text("this run's own\n")
+    assert timings.stage(snap, results) == [results / "crops" / "verdict.csv"]
+    assert (results / "iic" / "verdict.csv").read_text() == "this run's own\n"  # never overwritten
+
+    with pytest.raises(FileNotFoundError):  # the summary rule has not run yet
+        timings.snapshot(results, snap, wall_seconds=None, command="laptop", gather=True)
+    (results / "summary.md").write_text("# all studies\n")
+    timings.snapshot(results, snap, wall_seconds=None, command="laptop", gather=True)
+    t = (snap / "timings.md").read_text()
+    assert (snap / "summary.md").read_text() == "# all studies\n"
+    assert "| crops |" in t and "| iic |" in t and "add up to 0.2 h" in t
+
+    (snap / "crops" / "timings.md").write_text("# hand-typed\n")
+    with pytest.raises(ValueError, match="crops/timings.md"):
+        timings.study_snapshots(snap)

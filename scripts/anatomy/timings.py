@@ -4,6 +4,12 @@
 from ``results/benchmarks/<study>/*.tsv``), so that timing tables are generated, not typed.
 ``--snapshot docs/results/quick --wall-seconds N`` also copies the run's ``summary.md`` there and
 writes ``timings.md`` with the commit, date, machine and wall time: the committed record of a run.
+
+A config too long for one sitting (the laptop scale) is run study by study, each snapshotted with
+``--study``. ``--stage docs/results/laptop`` copies those studies' tables back into ``results/``
+(never over a file that is there), so that the workflow's own ``summary`` rule can write the
+whole config's ``summary.md``; ``--snapshot docs/results/laptop --gather`` then copies it and
+writes ``timings.md`` from the studies' own records (commit, date, machine, wall time each).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -56,13 +63,46 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def study_snapshots(folder) -> pd.DataFrame:
+    """One row per ``folder/<study>/timings.md`` written by :func:`snapshot` with ``study``: the
+    study's commit, date, machine, wall time and job-seconds, read back from that record."""
+    rows = []
+    for record in sorted(Path(folder).glob("*/timings.md")):
+        text = record.read_text()
+        fields = {k: re.search(rf"^- .*?{k}: ([^;\n]+)", text, re.M) for k in ("date", "commit", "machine")}
+        wall = re.search(r"^- wall time: .*\((\d+) s\)", text, re.M)
+        study = record.parent.name
+        jobs = re.search(rf"^\| {re.escape(study)} \| (\d+) \| ([\d.]+) \|", text, re.M)
+        if not (all(fields.values()) and wall and jobs):
+            raise ValueError(f"{record}: not a study record written by anatomy.timings --snapshot --study")
+        rows.append({"study": study, **{k: m.group(1).strip() for k, m in fields.items()},
+                     "wall_minutes": round(int(wall.group(1)) / 60, 1), "jobs": int(jobs.group(1)),
+                     "job_seconds": float(jobs.group(2))})
+    return pd.DataFrame(rows, columns=["study", "date", "commit", "machine", "wall_minutes", "jobs", "job_seconds"])
+
+
+def stage(folder, results) -> list[Path]:
+    """Copy each ``folder/<study>/*.csv`` to ``results/<study>/``, skipping files already there
+    (a study run in ``results`` keeps its own tables). Returns the files copied."""
+    copied = []
+    for table in sorted(Path(folder).glob("*/*.csv")):
+        target = Path(results) / table.parent.name / table.name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(table, target)
+            copied.append(target)
+    return copied
+
+
 def snapshot(results, dest, *, wall_seconds: float | None, command: str, study: str | None = None,
-             figures=(), data: str | None = None) -> Path:
+             figures=(), data: str | None = None, gather: bool = False) -> Path:
     """Copy ``summary.md`` of a finished run to ``dest`` and write ``timings.md`` beside it.
 
     With ``study`` (a run of one study's targets, before the whole workflow has run): copy that
     study's tables (``results/<study>/*.csv``) and the named ``figures`` to ``dest/<study>/`` instead,
-    and time that study's jobs only. ``data`` records where the data came from.
+    and time that study's jobs only. ``data`` records where the data came from. With ``gather``
+    (the summary of studies run one at a time), ``timings.md`` lists each study's own record
+    (:func:`study_snapshots`) instead of the jobs in ``results``.
     """
     dest = Path(dest) / study if study else Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -76,6 +116,17 @@ def snapshot(results, dest, *, wall_seconds: float | None, command: str, study: 
             shutil.copyfile(Path(results) / study / "figures" / f"{name}.png", dest / f"{name}.png")
     else:
         shutil.copyfile(Path(results) / "summary.md", dest / "summary.md")
+    if gather:
+        studies = study_snapshots(dest)
+        if not len(studies):
+            raise FileNotFoundError(f"{dest}: no <study>/timings.md to gather")
+        hours = studies["wall_minutes"].sum() / 60
+        (dest / "timings.md").write_text(
+            f"# Timings of `{command}`, study by study\n\nEach study was run on its own (its folder's "
+            "`timings.md` has the command, data and load beside it); `summary.md` was then written by the "
+            "workflow's `summary` rule from their tables.\n\n" + markdown(studies)
+            + f"\nThe studies' wall times add up to {hours:.1f} h.\n")
+        return dest
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     wall = f"{wall_seconds / 60:.1f} min ({wall_seconds:.0f} s)" if wall_seconds else "not recorded"
     head = [f"# Timings of `{command}`", "",
@@ -101,10 +152,17 @@ def main(argv=None) -> None:
     ap.add_argument("--study", help="snapshot one study's tables (and --figures) instead of summary.md")
     ap.add_argument("--figures", nargs="*", default=[], help="figure names under results/<study>/figures/")
     ap.add_argument("--data", help="where the data came from (recorded in timings.md)")
+    ap.add_argument("--stage", metavar="FOLDER", help="copy FOLDER/<study>/*.csv into results/ (never over a file)")
+    ap.add_argument("--gather", action="store_true",
+                    help="with --snapshot: timings.md from the snapshot's <study>/timings.md records")
     a = ap.parse_args(argv)
+    if a.stage:
+        for f in stage(a.stage, a.results):
+            print(f)
+        return
     if a.snapshot:
         dest = snapshot(a.results, a.snapshot, wall_seconds=a.wall_seconds, command=a.command, study=a.study,
-                        figures=a.figures, data=a.data)
+                        figures=a.figures, data=a.data, gather=a.gather)
         print(dest / "timings.md")
     print(markdown(study_times(a.results)))
 
