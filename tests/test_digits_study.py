@@ -404,8 +404,10 @@ def test_accuracy_estimate_reads_the_bootstrap_row_and_decides_against_the_publi
     assert d.accuracy_decision(est, d.PUBLISHED["simple"], scale="quick")[0] == v.REPRODUCED
     ens = d.accuracy_estimate(b, "ensemble")
     assert ens.hi < d.PUBLISHED["ensemble"]
-    assert d.accuracy_decision(ens, d.PUBLISHED["ensemble"], scale="quick")[0] == v.NOT_AT_SCALE
+    word, rule = d.accuracy_decision(ens, d.PUBLISHED["ensemble"], scale="quick")
+    assert word == v.NOT_AT_SCALE and rule.endswith("ours lies below it")  # the rule says on which side
     assert d.accuracy_decision(ens, d.PUBLISHED["ensemble"], scale="full")[0] == v.CONTRADICTED
+    assert d.accuracy_decision(ens, 0.5, scale="quick")[1].endswith("ours lies above it")
     assert "public-size subsets of 1200" in d.bootstrap_basis(b, "simple")
     unknown, _ = d.bootstrap_public({"simple": np.zeros(8, int)}, None, subsets=10, fraction=0.25, seed=0)
     nothing = d.accuracy_estimate(unknown, "simple")

@@ -80,7 +80,7 @@ def cifar_rows(summary: pd.DataFrame, *, base_lr: float, data: str, scale: str) 
     def single(name, value) -> Estimate:
         return Estimate(name, value, float("nan"), 1, float("nan"), float("nan"))
 
-    otherwise = "otherwise not at this scale (quick or custom config) / contradicted (full scale)"
+    otherwise = "otherwise not at this scale (below full scale) / contradicted (full scale)"
     rows = []
     lrs = sorted({float(r.split("lr")[1]) for r in s.index if r.startswith("bn_lr")})
     conv = lambda run: "yes" if run in s.index and bool(s.loc[run, "converged"]) else "no"  # noqa: E731

@@ -138,8 +138,10 @@ def against_published(est: Estimate, published: float, *, scale: str, tolerance:
         rule = f"reproduced if |ours - {published:g}| <= {tolerance:g} (one run: no interval)"
     if ok:
         return REPRODUCED, rule
+    side = "above" if est.mean > published else "below"
     return (CONTRADICTED if scale == "full" else NOT_AT_SCALE), rule + "; otherwise " + (
-        "contradicted at full scale" if scale == "full" else "not at this scale (quick or custom config)")
+        "contradicted at full scale" if scale == "full" else "not at this scale (below full scale)") + (
+        f"; ours lies {side} it")
 
 
 def gain_verdict(est: Estimate, published: float, *, scale: str, tolerance: float = 0.0) -> tuple[str, str]:
