@@ -123,19 +123,19 @@ def _short_row(lines):
     return 3, "pixel783"
 
 
-def _pixel_300(lines):
-    lines[3] = _set_cell(lines[3], 11, "300")
-    return 4, "pixel10"
+def _cell(row: int, col: int, token: str, expect: tuple):
+    """A corruption that writes ``token`` into one cell; ``expect`` = (line, column) the error must name."""
+    def corrupt(lines):
+        lines[row] = _set_cell(lines[row], col, token)
+        return expect
+    return corrupt
 
 
-def _label_10(lines):
-    lines[1] = _set_cell(lines[1], 0, "10")
-    return 2, "label"
-
-
-def _letters(lines):
-    lines[2] = _set_cell(lines[2], 6, "abc")
-    return 3, "pixel5"
+_pixel_300 = _cell(3, 11, "300", (4, "pixel10"))
+_label_10 = _cell(1, 0, "10", (2, "label"))
+_letters = _cell(2, 6, "abc", (3, "pixel5"))
+_decimal = _cell(3, 784, "1.5", (4, "pixel783"))
+_negative = _cell(2, 1, "-3", (3, "pixel0"))
 
 
 def _blank_line(lines):
@@ -143,108 +143,71 @@ def _blank_line(lines):
     return 3, "label"
 
 
-def _decimal(lines):
-    lines[3] = _set_cell(lines[3], 784, "1.5")
-    return 4, "pixel783"
-
-
-def _negative(lines):
-    lines[2] = _set_cell(lines[2], 1, "-3")
-    return 3, "pixel0"
-
-
 def _header_missing_column(lines):
     lines[0] = lines[0].rsplit(",", 1)[0]
     return 1, "pixel783"
 
 
-@pytest.mark.parametrize("corrupt", [_wrong_header, _short_row, _pixel_300, _label_10, _letters, _blank_line,
-                                     _decimal, _negative, _header_missing_column],
-                         ids=lambda f: f.__name__.strip("_"))
-def test_bad_input_names_file_line_column(tmp_path, corrupt):
-    x, y = _digits(4, seed=2)
-    path = tmp_path / "train.csv"
+def _error_after(tmp_path, x, y, corrupt, name="train.csv"):
+    """Write x (and labels y) as a Kaggle CSV, let ``corrupt`` edit its lines, read it back:
+    -> (path, the DataError's message, what ``corrupt`` returned)."""
+    path = tmp_path / name
     write_digits_csv(path, x, y)
     lines = _lines(path)
-    line, column = corrupt(lines)
+    expect = corrupt(lines)
     _write_lines(path, lines)
     with pytest.raises(DataError) as e:
-        read_digits_csv(path, labelled=True)
-    _assert_names(str(e.value), path, line, column)
+        read_digits_csv(path, labelled=y is not None)
+    return path, str(e.value), expect
+
+
+def _extra_column(row: int):
+    def corrupt(lines):
+        lines[row] += ",7"
+    return corrupt
+
+
+@pytest.mark.parametrize("corrupt", [_wrong_header, _short_row, _pixel_300, _label_10, _letters, _blank_line,
+                                     _decimal, _negative, _header_missing_column],
+                         ids=["wrong_header", "short_row", "pixel_300", "label_10", "letters", "blank_line",
+                              "decimal", "negative", "header_missing_column"])
+def test_bad_input_names_file_line_column(tmp_path, corrupt):
+    path, message, (line, column) = _error_after(tmp_path, *_digits(4, seed=2), corrupt)
+    _assert_names(message, path, line, column)
 
 
 def test_wrong_header_message_shows_both_names(tmp_path):
-    x, y = _digits(1)
-    path = tmp_path / "train.csv"
-    write_digits_csv(path, x, y)
-    lines = _lines(path)
-    _wrong_header(lines)
-    _write_lines(path, lines)
-    with pytest.raises(DataError) as e:
-        read_digits_csv(path, labelled=True)
-    assert "'lable'" in str(e.value) and "'label'" in str(e.value) and "column 1" in str(e.value)
+    _, message, _ = _error_after(tmp_path, *_digits(1), _wrong_header)
+    assert "'lable'" in message and "'label'" in message and "column 1" in message
 
 
 def test_extra_column_names_line_and_field_count(tmp_path):
-    x, y = _digits(4, seed=3)
-    path = tmp_path / "train.csv"
-    write_digits_csv(path, x, y)
-    lines = _lines(path)
-    lines[2] += ",7"
-    _write_lines(path, lines)
-    with pytest.raises(DataError) as e:
-        read_digits_csv(path, labelled=True)
-    _assert_names(str(e.value), path, 3, None)
-    assert "786" in str(e.value)  # the position of the surplus column
+    path, message, _ = _error_after(tmp_path, *_digits(4, seed=3), _extra_column(2))
+    _assert_names(message, path, 3, None)
+    assert "786" in message  # the position of the surplus column
 
 
 def test_unlabelled_pixel_out_of_range(tmp_path):
     x, _ = _digits(3, seed=4)
-    path = tmp_path / "test.csv"
-    write_digits_csv(path, x)
-    lines = _lines(path)
-    lines[3] = _set_cell(lines[3], 0, "256")
-    _write_lines(path, lines)
-    with pytest.raises(DataError) as e:
-        read_digits_csv(path, labelled=False)
-    _assert_names(str(e.value), path, 4, "pixel0")
+    path, message, _ = _error_after(tmp_path, x, None, _cell(3, 0, "256", None), name="test.csv")
+    _assert_names(message, path, 4, "pixel0")
 
 
 def test_extra_column_on_only_row_rejected(tmp_path):
     x, y = np.zeros((1, 28, 28, 1), np.uint8), np.array([5])
     x[0, 0, 0, 0] = 3  # after the shift it would pass as the label
-    path = tmp_path / "train.csv"
-    write_digits_csv(path, x, y)
-    lines = _lines(path)
-    lines[1] += ",7"
-    _write_lines(path, lines)
-    with pytest.raises(DataError) as e:
-        read_digits_csv(path, labelled=True)
-    _assert_names(str(e.value), path, 2, None)
+    path, message, _ = _error_after(tmp_path, x, y, _extra_column(1))
+    _assert_names(message, path, 2, None)
 
 
 def test_extra_column_on_first_row_names_line_2(tmp_path):
-    x, y = _digits(3, seed=6)
-    path = tmp_path / "train.csv"
-    write_digits_csv(path, x, y)
-    lines = _lines(path)
-    lines[1] += ",7"
-    _write_lines(path, lines)
-    with pytest.raises(DataError) as e:
-        read_digits_csv(path, labelled=True)
-    _assert_names(str(e.value), path, 2, None)
+    path, message, _ = _error_after(tmp_path, *_digits(3, seed=6), _extra_column(1))
+    _assert_names(message, path, 2, None)
 
 
 def test_superscript_digit_is_data_error(tmp_path):
-    x, y = _digits(2)
-    path = tmp_path / "train.csv"
-    write_digits_csv(path, x, y)
-    lines = _lines(path)
-    lines[2] = _set_cell(lines[2], 3, "\u00b2")
-    _write_lines(path, lines)
-    with pytest.raises(DataError) as e:
-        read_digits_csv(path, labelled=True)
-    _assert_names(str(e.value), path, 3, "pixel2")
+    path, message, _ = _error_after(tmp_path, *_digits(2), _cell(2, 3, "\u00b2", None))
+    _assert_names(message, path, 3, "pixel2")
 
 
 def test_huge_integer_is_data_error(tmp_path):
