@@ -76,19 +76,28 @@ def examples(x, y, windows, out_png, *, provenance: str, n_digits: int = 4, n_ea
 
 
 def masks_compared(x, positions, size, out_png, *, provenance: str, n_digits: int = 3) -> None:
-    """The same digits under the true window and under the article's mask at the same positions."""
-    fig, axes = plt.subplots(n_digits * 2, len(positions), figsize=(1.6 * len(positions), 1.5 * 2 * n_digits),
+    """The same digits under the true window and under the article's mask at the same positions:
+    the ink the net sees in black, the ink the mask removed in light grey, the kept region outlined."""
+    fig, axes = plt.subplots(n_digits * 2, len(positions), figsize=(1.5 * len(positions), 1.65 * 2 * n_digits),
                              squeeze=False)
+    grid = np.arange(-1, x.shape[1] + 1)  # the mask padded by one pixel, so an edge on the border is drawn
     for c, (i, j) in enumerate(positions):
         for m, mask in enumerate(("window", "as_published")):
             keep = make_mask(mask, i, j, size)
             for d in range(n_digits):
                 ax = axes[m * n_digits + d, c]
-                ax.imshow(apply_mask(x[d:d + 1], keep)[0, ..., 0], cmap="gray_r", vmin=0, vmax=255)
-                ax.set_axis_off()
+                digit = x[d, ..., 0].astype(float)
+                ax.imshow(np.where(keep, digit, 0.2 * digit), cmap="gray_r", vmin=0, vmax=255)
+                ax.contour(grid, grid, np.pad(keep, 1).astype(float), levels=[0.5], colors="tab:red",
+                           linewidths=0.8)
+                ax.set(xticks=[], yticks=[], xlim=(-0.5, grid[-1] - 0.5), ylim=(grid[-1] - 0.5, -0.5))
+                ax.spines[:].set_visible(True)
+                ink = digit[keep].sum() / max(digit.sum(), 1.0)
+                ax.set_xlabel(f"ink kept {ink:.0%}", fontsize=6, labelpad=1)
                 if d == 0:
                     ax.set_title(f"{mask} ({i},{j})", fontsize=7)
-    titled(fig, "Same digits: true window (top) vs the published mask (bottom)", provenance)
+    titled(fig, "Same digits: true window (top) vs the published mask (bottom)\n"
+                "black: what the net sees; grey: removed; red: the kept region's edge", provenance)
     save(fig, out_png)
 
 
