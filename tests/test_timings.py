@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from anatomy import timings
 
 
@@ -39,11 +41,18 @@ def test_a_one_study_snapshot_copies_its_tables_and_figures_and_times_it_alone(t
     _bench(r / "benchmarks" / "cifar" / "bn_lr0.05.tsv", 12.0)
     (r / "iic" / "figures").mkdir(parents=True)
     (r / "iic" / "runs.csv").write_text("alpha\n1\n")
-    (r / "iic" / "figures" / "confusion.png").write_bytes(b"png")
+    from PIL import Image
+
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[..., 3] = 255
+    rgba[:, 30:, 0] = 200  # two colours
+    Image.fromarray(rgba, "RGBA").save(r / "iic" / "figures" / "confusion.png")
     dest = timings.snapshot(r, tmp_path / "snap", wall_seconds=60, command="snakemake results/iic/summary.csv",
                             study="iic", figures=["confusion"], data="MNIST from a local npz")
     assert dest == tmp_path / "snap" / "iic" and (dest / "runs.csv").read_text() == "alpha\n1\n"
-    assert (dest / "confusion.png").read_bytes() == b"png" and not (dest / "summary.md").exists()
+    with Image.open(dest / "confusion.png") as im:  # a palette copy with the same pixels
+        assert im.mode == "P" and np.array_equal(np.asarray(im.convert("RGB")), rgba[..., :3])
+    assert not (dest / "summary.md").exists()
     t = (dest / "timings.md").read_text()
     assert "- data: MNIST from a local npz" in t and "| iic | 1 | 30.0 |" in t and "cifar" not in t
     with pytest.raises(FileNotFoundError, match="no tables"):

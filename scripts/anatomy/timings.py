@@ -63,6 +63,17 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def small_png(src, dest, colors: int = 256) -> Path:
+    """Copy a figure as a palette PNG (``colors`` colours, no dithering): about a third of
+    matplotlib's RGBA file, so that committed snapshots stay small."""
+    from PIL import Image
+
+    with Image.open(src) as im:
+        im.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT,
+                                   dither=Image.Dither.NONE).save(dest, optimize=True)
+    return Path(dest)
+
+
 def study_snapshots(folder) -> pd.DataFrame:
     """One row per ``folder/<study>/timings.md`` written by :func:`snapshot` with ``study``: the
     study's commit, date, machine, wall time and job-seconds, read back from that record."""
@@ -113,7 +124,7 @@ def snapshot(results, dest, *, wall_seconds: float | None, command: str, study: 
         for f in tables:
             shutil.copyfile(f, dest / f.name)
         for name in figures:
-            shutil.copyfile(Path(results) / study / "figures" / f"{name}.png", dest / f"{name}.png")
+            small_png(Path(results) / study / "figures" / f"{name}.png", dest / f"{name}.png")
     else:
         shutil.copyfile(Path(results) / "summary.md", dest / "summary.md")
     if gather:
