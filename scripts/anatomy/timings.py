@@ -127,6 +127,7 @@ def snapshot(results, dest, *, wall_seconds: float | None, command: str, study: 
             small_png(Path(results) / study / "figures" / f"{name}.png", dest / f"{name}.png")
     else:
         shutil.copyfile(Path(results) / "summary.md", dest / "summary.md")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     if gather:
         studies = study_snapshots(dest)
         if not len(studies):
@@ -135,10 +136,10 @@ def snapshot(results, dest, *, wall_seconds: float | None, command: str, study: 
         (dest / "timings.md").write_text(
             f"# Timings of `{command}`, study by study\n\nEach study was run on its own (its folder's "
             "`timings.md` has the command, data and load beside it); `summary.md` was then written by the "
-            "workflow's `summary` rule from their tables.\n\n" + markdown(studies)
+            f"workflow's `summary` rule from their tables on {datetime.date.today().isoformat()} at commit "
+            f"{commit or 'unknown'}.\n\n" + markdown(studies)
             + f"\nThe studies' wall times add up to {hours:.1f} h.\n")
         return dest
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     wall = f"{wall_seconds / 60:.1f} min ({wall_seconds:.0f} s)" if wall_seconds else "not recorded"
     head = [f"# Timings of `{command}`", "",
             f"- date: {datetime.date.today().isoformat()}; commit: {commit or 'unknown'}",
