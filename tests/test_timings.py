@@ -81,9 +81,9 @@ def test_studies_run_one_at_a_time_are_staged_and_gathered(tmp_path):
     assert (results / "iic" / "verdict.csv").read_text() == "this run's own\n"  # never overwritten
 
     with pytest.raises(FileNotFoundError):  # the summary rule has not run yet
-        timings.snapshot(results, snap, wall_seconds=None, command="laptop", gather=True)
+        timings.gather(results, snap, command="laptop")
     (results / "summary.md").write_text("# all studies\n")
-    timings.snapshot(results, snap, wall_seconds=None, command="laptop", gather=True)
+    timings.gather(results, snap, command="laptop")
     t = (snap / "timings.md").read_text()
     assert (snap / "summary.md").read_text() == "# all studies\n"
     assert "| crops |" in t and "| iic |" in t and "add up to 0.2 h" in t

@@ -8,8 +8,8 @@ writes ``timings.md`` with the commit, date, machine and wall time: the committe
 A config too long for one sitting (the laptop scale) is run study by study, each snapshotted with
 ``--study``. ``--stage docs/results/laptop`` copies those studies' tables back into ``results/``
 (never over a file that is there), so that the workflow's own ``summary`` rule can write the
-whole config's ``summary.md``; ``--snapshot docs/results/laptop --gather`` then copies it and
-writes ``timings.md`` from the studies' own records (commit, date, machine, wall time each).
+whole config's ``summary.md``; ``--snapshot docs/results/laptop --gather`` (:func:`gather`) then
+copies it and writes ``timings.md`` from the studies' own records (commit, date, machine, wall time each).
 """
 
 from __future__ import annotations
@@ -63,6 +63,11 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return out or "unknown"
+
+
 def small_png(src, dest, colors: int = 256) -> Path:
     """Copy a figure as a palette PNG (``colors`` colours, no dithering): about a third of
     matplotlib's RGBA file, so that committed snapshots stay small."""
@@ -106,14 +111,12 @@ def stage(folder, results) -> list[Path]:
 
 
 def snapshot(results, dest, *, wall_seconds: float | None, command: str, study: str | None = None,
-             figures=(), data: str | None = None, gather: bool = False) -> Path:
+             figures=(), data: str | None = None) -> Path:
     """Copy ``summary.md`` of a finished run to ``dest`` and write ``timings.md`` beside it.
 
     With ``study`` (a run of one study's targets, before the whole workflow has run): copy that
     study's tables (``results/<study>/*.csv``) and the named ``figures`` to ``dest/<study>/`` instead,
-    and time that study's jobs only. ``data`` records where the data came from. With ``gather``
-    (the summary of studies run one at a time), ``timings.md`` lists each study's own record
-    (:func:`study_snapshots`) instead of the jobs in ``results``.
+    and time that study's jobs only. ``data`` records where the data came from.
     """
     dest = Path(dest) / study if study else Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -127,22 +130,9 @@ def snapshot(results, dest, *, wall_seconds: float | None, command: str, study: 
             small_png(Path(results) / study / "figures" / f"{name}.png", dest / f"{name}.png")
     else:
         shutil.copyfile(Path(results) / "summary.md", dest / "summary.md")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    if gather:
-        studies = study_snapshots(dest)
-        if not len(studies):
-            raise FileNotFoundError(f"{dest}: no <study>/timings.md to gather")
-        hours = studies["wall_minutes"].sum() / 60
-        (dest / "timings.md").write_text(
-            f"# Timings of `{command}`, study by study\n\nEach study was run on its own (its folder's "
-            "`timings.md` has the command, data and load beside it); `summary.md` was then written by the "
-            f"workflow's `summary` rule from their tables on {datetime.date.today().isoformat()} at commit "
-            f"{commit or 'unknown'}.\n\n" + markdown(studies)
-            + f"\nThe studies' wall times add up to {hours:.1f} h.\n")
-        return dest
     wall = f"{wall_seconds / 60:.1f} min ({wall_seconds:.0f} s)" if wall_seconds else "not recorded"
     head = [f"# Timings of `{command}`", "",
-            f"- date: {datetime.date.today().isoformat()}; commit: {commit or 'unknown'}",
+            f"- date: {datetime.date.today().isoformat()}; commit: {_commit()}",
             f"- machine: {os.cpu_count()} CPU cores, {_cpu_model()}, {platform.system()} {platform.machine()}",
             *([f"- data: {data}"] if data else []),
             f"- wall time: {wall}", "",
@@ -152,6 +142,24 @@ def snapshot(results, dest, *, wall_seconds: float | None, command: str, study: 
     if study:
         times = times[times["study"] == study]
     (dest / "timings.md").write_text("\n".join(head) + "\n" + markdown(times) + "\n")
+    return dest
+
+
+def gather(results, dest, *, command: str) -> Path:
+    """The summary of a config run study by study: copy ``results/summary.md`` (written by the
+    summary rule on the staged tables) to ``dest`` and write ``timings.md`` from each study's own
+    record there (:func:`study_snapshots`) instead of the jobs in ``results``."""
+    dest = Path(dest)
+    studies = study_snapshots(dest)
+    if not len(studies):
+        raise FileNotFoundError(f"{dest}: no <study>/timings.md to gather")
+    shutil.copyfile(Path(results) / "summary.md", dest / "summary.md")
+    hours = studies["wall_minutes"].sum() / 60
+    (dest / "timings.md").write_text(
+        f"# Timings of `{command}`, study by study\n\nEach study was run on its own (its folder's "
+        "`timings.md` has the command, data and load beside it); `summary.md` was then written by the "
+        f"workflow's `summary` rule from their tables on {datetime.date.today().isoformat()} at commit "
+        f"{_commit()}.\n\n" + markdown(studies) + f"\nThe studies' wall times add up to {hours:.1f} h.\n")
     return dest
 
 
@@ -172,13 +180,13 @@ def main(argv=None) -> None:
         for f in stage(a.stage, a.results):
             print(f)
         return
+    if a.snapshot and a.gather:  # results/ holds the staged tables, not the studies' benchmarks
+        print((gather(a.results, a.snapshot, command=a.command) / "timings.md").read_text())
+        return
     if a.snapshot:
         dest = snapshot(a.results, a.snapshot, wall_seconds=a.wall_seconds, command=a.command, study=a.study,
-                        figures=a.figures, data=a.data, gather=a.gather)
+                        figures=a.figures, data=a.data)
         print(dest / "timings.md")
-        if a.gather:  # results/ holds the staged tables, not the studies' benchmarks
-            print((dest / "timings.md").read_text())
-            return
     print(markdown(study_times(a.results)))
 
 

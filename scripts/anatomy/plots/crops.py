@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from anatomy.plots.style import plt, save, titled
-from anatomy.studies.crops import apply_mask, compared_positions, importance_map, make_mask
+from anatomy.studies.crops import apply_mask, compared_positions, importance_map, ink_kept, make_mask
 
 
 def _baseline_text(stats) -> str:
@@ -92,8 +92,7 @@ def masks_compared(x, positions, size, out_png, *, provenance: str, n_digits: in
                            linewidths=0.8)
                 ax.set(xticks=[], yticks=[], xlim=(-0.5, grid[-1] - 0.5), ylim=(grid[-1] - 0.5, -0.5))
                 ax.spines[:].set_visible(True)
-                ink = digit[keep].sum() / max(digit.sum(), 1.0)
-                ax.set_xlabel(f"ink kept {ink:.0%}", fontsize=6, labelpad=1)
+                ax.set_xlabel(f"ink kept {ink_kept(x[d:d + 1], keep):.0%}", fontsize=6, labelpad=1)
                 if d == 0:
                     ax.set_title(f"{mask} ({i},{j})", fontsize=7)
     titled(fig, "Same digits: true window (top) vs the published mask (bottom)\n"
