@@ -136,6 +136,9 @@ def test_tiny_workflow_writes_every_iic_output(tiny_workflow):
     assert len(runs) == 2 and set(runs["alpha"]) == {1.0, 10.0}
     assert {"final_accuracy", "loss_selected_accuracy", "label_selected_accuracy_optimistic"} <= set(runs.columns)
     assert runs["final_accuracy"].between(0, 1).all()
+    # the alpha-10 run (and every run) is judged at the uniform point by its outputs' entropy, not its loss
+    assert runs["final_entropy_per_image"].between(0, np.log(10) + 1e-6).all()
+    assert (runs["at_uniform_point"] == (runs["final_entropy_per_image"] > np.log(10) - iic.UNIFORM_TOLERANCE)).all()
     assert (runs["pair"] == tiny_workflow.config["iic"]["pair"]).all()  # which pair each run trained on
     summary = pd.read_csv(r / "summary.csv")
     assert (summary["pair"] == tiny_workflow.config["iic"]["pair"]).all()
@@ -154,48 +157,45 @@ def test_tiny_workflow_writes_every_iic_output(tiny_workflow):
     assert m["alpha"] == 1.0 and m["transform_set"] == "all"
 
 
-def _train_alpha10(warmup_steps: int, steps: int):
+def _train_alpha10(warmup_steps: int, steps: int, seed: int = 0):
     """Alpha 10 on a real batch stream: 1,200 embedded MNIST images, batch 100, the quick config's transforms.
 
-    Returns the held-out pair loss per head pair (mean of both heads), the uniform point's loss and the
-    mean per-image entropy of the 10-way head on 500 test images.
+    Returns the 10-way head's outputs on 500 test images.
     """
     from anatomy.training.setup import configure_tensorflow
 
-    configure_tensorflow(threads=2, seed=0, deterministic=False)
+    configure_tensorflow(threads=2, seed=seed, deterministic=False)
     import keras
     import tensorflow as tf
 
-    from anatomy.models.iic_net import IICTrainer, iic_loss, iic_net
+    from anatomy.models.iic_net import IICTrainer, iic_net
     from anatomy.training.pipeline import ArrayData
 
     from conftest import ROOT
 
     d = np.load(ROOT / "resources" / "mnist_sample.npz")
     names = iic.transform_names("all")
-    data = ArrayData(d["x_train"][:1200, ..., None], np.zeros(1200, np.int64), batch_size=100, seed=0,
+    data = ArrayData(d["x_train"][:1200, ..., None], np.zeros(1200, np.int64), batch_size=100, seed=seed,
                      augment=lambda x, s: (x, iic.make_twin(x, s, names, TP)))
     net = iic_net(widths=(16, 32, 64, 128))
     trainer = IICTrainer(net, alpha=10.0, alpha_over=10.0, alpha_warmup_steps=warmup_steps)
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
     trainer.fit(data.dataset(0, steps // data.steps_per_epoch), verbose=0)
-    x = tf.constant(d["x_test"][:500, ..., None].astype("float32") / 255.0)
-    z, z_over = net.predict(x, verbose=0)
-    zt, zt_over = net.predict(iic.make_twin(x, tf.constant([0, 1], tf.int64), names, TP), verbose=0)
-    loss = (float(iic_loss(z, zt, 10.0)) + float(iic_loss(z_over, zt_over, 10.0))) / 2
-    uniform = (2 * 9 * np.log(1 / 10) + 2 * 9 * np.log(1 / 50)) / 2  # -55.93: every image's output uniform
-    return loss, uniform, float(-(z * np.log(z + 1e-12)).sum(axis=1).mean())
+    z, _ = net.predict(tf.constant(d["x_test"][:500, ..., None].astype("float32") / 255.0), verbose=0)
+    return z
 
 
 def test_alpha_10_with_warm_up_leaves_the_uniform_point_and_the_posts_constant_alpha_does_not():
-    """The published constant alpha 10 ends at the uniform point (per-image entropy ln 10) within 120
-    steps; with alpha 1 for 60 steps, then rising to 10 over 60, the same net and data are still well
-    away from it after 120 more steps at alpha 10 (docs/studies.md)."""
-    loss, uniform, entropy = _train_alpha10(warmup_steps=60, steps=240)
-    assert abs(loss - uniform) > 0.05, (loss, uniform)  # not the uniform value
-    assert entropy < np.log(10) - 0.5, (loss, entropy)  # confident per image: at least 0.5 nats below ln 10
-    loss0, _, entropy0 = _train_alpha10(warmup_steps=0, steps=120)
-    assert abs(loss0 - uniform) < 0.05 and entropy0 > np.log(10) - 0.05, (loss0, entropy0)
+    """The published constant alpha 10 ends at the uniform point within 120 steps; with alpha 1 for 60 steps,
+    then rising to 10 over 60, the same net and data are well away from it after 120 more steps at alpha 10.
+
+    Judged by what defines the uniform point, the outputs' mean per-image entropy (ln 10 there), never by the
+    loss value: the bound (``iic.UNIFORM_TOLERANCE``) is set from the spread over five seeds, far from both.
+    """
+    z = _train_alpha10(warmup_steps=60, steps=240)
+    assert not iic.at_uniform_point(z), iic.mean_entropy(z)
+    z0 = _train_alpha10(warmup_steps=0, steps=120)
+    assert iic.at_uniform_point(z0), iic.mean_entropy(z0)
 
 
 def test_expected_batch_losses_match_a_simulation_and_say_when_uniform_wins():
