@@ -225,7 +225,7 @@ rule coreset_aggregate:
         seed=config["seed"],
         pass_score=config["coreset"]["stopping"]["target"]
         * config["coreset"]["stopping"]["pass_factor"],
-        margin_sd=config["coreset"]["controls"].get("margin_sd", 2.0),
+        scale=SCALE,
         provenance=f"data: synthetic ellipses, {config['data']['ellipses']['image_size']} px | config: {SCALE}",
     script:
         "../scripts/coreset_aggregate.py"

@@ -1,17 +1,17 @@
-# Cross-study results: results/summary.{csv,md} (our numbers beside the published ones).
+# Cross-study results: results/summary.{csv,md} (every published claim, typed, and our verdict on it).
 
 
 rule summary:
     input:
-        crops=f"{RESULTS}/crops/verdict.csv",
+        crops_baseline=f"{RESULTS}/crops/baseline.csv",
+        crops_confirm=f"{RESULTS}/crops/confirm.csv",
         cifar=f"{RESULTS}/cifar/summary.csv",
-        iic=f"{RESULTS}/iic/summary.csv",
         iic_runs=f"{RESULTS}/iic/runs.csv",
         digits_leaderboard=f"{RESULTS}/digits/leaderboard.csv",
         digits_bootstrap=f"{RESULTS}/digits/bootstrap.csv",
         digits_ladder=f"{RESULTS}/digits/ladder.csv",
         coreset=(
-            [f"{RESULTS}/coreset/verdict.csv"] if config["coreset"]["enabled"] else []
+            [f"{RESULTS}/coreset/runs.csv"] if config["coreset"]["enabled"] else []
         ),
     output:
         csv=report(
@@ -26,7 +26,11 @@ rule summary:
         CONDA_ENV
     params:
         scale=SCALE,
-        data={name: data_label(name) for name in ("mnist", "cifar10", "digits")},
+        data={
+            "mnist": f"MNIST {data_label('mnist')}",
+            "cifar10": f"CIFAR-10 {data_label('cifar10')}",
+            "digits": f"digits {data_label('digits')}",
+        },
         cifar_base_lr=config["cifar"]["base_lr"],
     script:
         "../scripts/summary.py"

@@ -8,7 +8,7 @@ with log_step(snakemake):
 
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     agg = aggregate(metrics=inp.metrics, predictions=inp.predictions, histories=inp.histories,
-                    selected=inp.selected, pass_score=p.pass_score, margin_sd=p.margin_sd)
+                    selected=inp.selected, scale=p.scale)
     agg["runs"].to_csv(out.runs, index=False, float_format="%.5f")
     agg["verdict"].to_csv(out.verdict, index=False)
     agg["recheck"].to_csv(out.recheck_table, index=False, float_format="%.3f")

@@ -13,4 +13,4 @@ with log_step(snakemake):
     confirm.to_csv(out.confirm, index=False, float_format="%.5f")
     tests.to_csv(out.tests, index=False, float_format="%.6g")
     pd.DataFrame([v]).to_csv(out.verdict, index=False, float_format="%.5f")
-    print(tests.to_string(), "\n", v["verdict"])
+    print(tests.to_string(), "\n", v["finding"])

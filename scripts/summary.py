@@ -1,21 +1,21 @@
-"""Rule summary: results/summary.{csv,md} from every study's own tables (no TensorFlow)."""
+"""Rule summary: results/summary.{csv,md}, every study's claims judged on its own tables (no TensorFlow)."""
 from anatomy.logs import log_step
 
 with log_step(snakemake):
     import pandas as pd
 
-    from anatomy import summary
+    from anatomy.studies import cifar, coreset, crops, digits, iic
+    from anatomy.summary import judged_table, write_summary
 
     p, inp = snakemake.params, snakemake.input
-    rows = []
-    rows += summary.crops_rows(pd.read_csv(inp.crops).iloc[0], data=f"MNIST {p.data['mnist']}", scale=p.scale)
-    rows += summary.cifar_rows(pd.read_csv(inp.cifar), base_lr=p.cifar_base_lr, data=f"CIFAR-10 {p.data['cifar10']}",
-                               scale=p.scale)
-    rows += summary.iic_rows(pd.read_csv(inp.iic), pd.read_csv(inp.iic_runs), data=f"MNIST {p.data['mnist']}", scale=p.scale)
-    rows += summary.digits_rows(pd.read_csv(inp.digits_leaderboard), pd.read_csv(inp.digits_bootstrap),
-                                ladder=pd.read_csv(inp.digits_ladder),
-                                data=f"digits {p.data['digits']}", scale=p.scale)
+    parts = [
+        (crops.claims_evidence(pd.read_csv(inp.crops_baseline), pd.read_csv(inp.crops_confirm)), p.data["mnist"]),
+        (cifar.claims_evidence(pd.read_csv(inp.cifar), base_lr=p.cifar_base_lr), p.data["cifar10"]),
+        (iic.claims_evidence(pd.read_csv(inp.iic_runs)), p.data["mnist"]),
+        (digits.claims_evidence(pd.read_csv(inp.digits_leaderboard), pd.read_csv(inp.digits_bootstrap),
+                                pd.read_csv(inp.digits_ladder)), p.data["digits"]),
+    ]
     if inp.coreset:
-        rows += summary.coreset_rows(pd.read_csv(inp.coreset[0]), data="synthetic ellipses", scale=p.scale)
-    df = summary.write_summary(rows, snakemake.output.csv, snakemake.output.md)
-    print(df.to_string())
+        parts.append((coreset.claims_evidence(pd.read_csv(inp.coreset[0])), "synthetic ellipses"))
+    table = pd.concat([judged_table(items, data=data, scale=p.scale) for items, data in parts], ignore_index=True)
+    print(write_summary(table, snakemake.output.csv, snakemake.output.md).to_string())

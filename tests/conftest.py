@@ -40,7 +40,7 @@ TINY = {
         "stopping": {"target": 0.85, "pass_factor": 0.95, "max_epochs": 3},
         "selection": {"initial": 4, "scan_batch": 20, "max_epochs_per_addition": 1, "test_checkpoints": 2,
                       "shuffle_seed": 1},
-        "controls": {"random_seeds": [1], "margin_sd": 2},  # n = 1: the unsettled path (n >= 2 in unit tests)
+        "controls": {"random_seeds": [1]},  # n = 1: the unsettled path (n >= 2 in unit tests)
         "keep_predictions": 4,
     },
     "threads": 1,

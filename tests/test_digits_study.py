@@ -335,30 +335,34 @@ def _assert_fold_inits(results: Path, *, seeds, folds: int,
     assert len(set(starts.values())) == len(starts), starts  # no two fold models start equal
 
 
-# --------------------------------------------------------------- verdicts
-def _est(mean, lo, hi, n=2000, sd=0.004, name="ensemble - simple"):
-    return v.Estimate(name, mean, sd, n, lo, hi, method="bootstrap")
+# --------------------------------------------------------------- claims
+def _judged(ladder=None, lb=None, bootstrap=None, scale="laptop"):
+    from anatomy.summary import judged_table
 
-
-@pytest.mark.parametrize("est, scale, verdict", [
-    (_est(0.030, 0.020, 0.040), "quick", v.REPRODUCED),  # 0.033 inside
-    (_est(0.015, 0.008, 0.022), "quick", v.SMALLER),  # above 0, below 0.033
-    (_est(0.015, 0.008, 0.022), "full", v.SMALLER),
-    (_est(0.060, 0.050, 0.070), "full", v.LARGER),
-    (_est(0.002, -0.006, 0.010), "quick", v.NOT_AT_SCALE),  # includes 0, excludes 0.033
-    (_est(0.002, -0.006, 0.010), "full", v.CONTRADICTED),
-    (_est(0.020, -0.010, 0.050), "full", v.NOT_AT_SCALE),  # wide: holds 0 and 0.033, shows nothing
-    (_est(-0.02, -0.03, -0.01), "full", v.CONTRADICTED),  # step 2 worse
-    (v.Estimate("gain", 0.033, float("nan"), 1, float("nan"), float("nan")), "full", v.NOT_AT_SCALE),  # no interval
-])
-def test_gain_decision_takes_every_path(est, scale, verdict):
-    got, rule = d.gain_decision(est, d.PUBLISHED_GAIN, scale=scale)
-    assert got == verdict, (est, got)
-    assert rule and ("interval" in rule)
+    lb = lb if lb is not None else pd.DataFrame({"entry": ["submission_simple", "submission_ensemble"],
+                                                 "test_accuracy": [0.9873, 0.99575]})
+    return judged_table(d.claims_evidence(lb, bootstrap, ladder), data="d", scale=scale).set_index("type")
 
 
 def test_the_published_gain_is_the_difference_of_the_published_scores():
-    assert d.PUBLISHED_GAIN == pytest.approx(d.PUBLISHED["ensemble"] - d.PUBLISHED["simple"]) == pytest.approx(0.033)
+    assert d.PUBLISHED_GAIN == pytest.approx(d.PUBLISHED["ensemble"] - d.PUBLISHED["simple"], abs=1e-9)
+
+
+def test_one_run_per_rung_is_judged_with_the_named_seed_spread():
+    t = judged = _judged()
+    rows = judged.reset_index().set_index("claim")
+    simple = rows.iloc[0]
+    assert simple["verdict"] == v.OURS_HIGHER and simple["n"] == 1 and "external sd 0.002" in simple["rule"]
+    assert rows.iloc[1]["verdict"] == v.CONSISTENT  # 0.99575 against 0.997
+    assert t.loc["effect", "verdict"] == v.SMALLER  # +0.0085 against +0.033
+
+
+def test_the_bootstrap_is_named_as_resamples_not_trained_models():
+    summary = _simulated(0.97, 0.99, subsets=50)
+    rows = _judged(bootstrap=summary).reset_index()
+    assert (rows["n"] == 1).all()
+    assert rows["statistic"].str.contains("50 resamples").all()
+    assert rows["statistic"].str.contains("not trained models").all()
 
 
 def _simulated(acc_simple, acc_ensemble, *, nested=False, n=4800, seed=0, subsets=400):
@@ -374,60 +378,21 @@ def _simulated(acc_simple, acc_ensemble, *, nested=False, n=4800, seed=0, subset
     return summary
 
 
-def test_under_no_real_gain_the_verdict_never_says_reproduced_or_smaller():
-    """Null: step 2 no better than step 1 (same error rate, independent errors)."""
-    seen = {"quick": set(), "full": set()}
-    for seed in range(20):
-        b = _simulated(0.95, 0.95, seed=seed, nested=seed % 2 == 1)  # odd seeds: the very same errors
-        for scale in seen:
-            verdict, _ = d.gain_decision(d.gain_estimate(b), d.PUBLISHED_GAIN, scale=scale)
-            seen[scale].add(verdict)
-    assert seen["quick"] <= {v.NOT_AT_SCALE} and seen["full"] <= {v.CONTRADICTED, v.NOT_AT_SCALE}, seen
-    assert v.CONTRADICTED in seen["full"]
-
-
-def test_a_gain_as_published_is_reproduced_and_a_third_of_it_is_smaller():
-    b = _simulated(0.964, 0.997, nested=True)
-    assert d.gain_decision(d.gain_estimate(b), d.PUBLISHED_GAIN, scale="quick")[0] == v.REPRODUCED
-    b = _simulated(0.95, 0.965, nested=True)
-    est = d.gain_estimate(b)
-    assert est.lo > 0 and est.hi < d.PUBLISHED_GAIN
-    assert d.gain_decision(est, d.PUBLISHED_GAIN, scale="quick")[0] == v.SMALLER
-
-
-def test_accuracy_estimate_reads_the_bootstrap_row_and_decides_against_the_published_score():
-    b = _simulated(0.964, 0.99)
-    est = d.accuracy_estimate(b, "simple")
-    row = b.set_index("submission").loc["simple"]
-    assert est.mean == row["full_test_accuracy"] and (est.lo, est.hi) == (row["public_q025"], row["public_q975"])
-    assert est.n == 400 and est.method == "bootstrap" and est.has_interval
-    assert d.accuracy_decision(est, d.PUBLISHED["simple"], scale="quick")[0] == v.REPRODUCED
-    ens = d.accuracy_estimate(b, "ensemble")
-    assert ens.hi < d.PUBLISHED["ensemble"]
-    word, rule = d.accuracy_decision(ens, d.PUBLISHED["ensemble"], scale="quick")
-    assert word == v.NOT_AT_SCALE and rule.endswith("ours lies below it")  # the rule says on which side
-    assert d.accuracy_decision(ens, d.PUBLISHED["ensemble"], scale="full")[0] == v.CONTRADICTED
-    assert d.accuracy_decision(ens, 0.5, scale="quick")[1].endswith("ours lies above it")
-    assert "public-size subsets of 1200" in d.bootstrap_basis(b, "simple")
-    unknown, _ = d.bootstrap_public({"simple": np.zeros(8, int)}, None, subsets=10, fraction=0.25, seed=0)
-    nothing = d.accuracy_estimate(unknown, "simple")
-    assert nothing.n == 0 and not nothing.has_interval
-    assert d.accuracy_decision(nothing, 0.964, scale="full") == (v.NOT_AT_SCALE, "not measured")
-    assert d.gain_decision(d.gain_estimate(unknown), d.PUBLISHED_GAIN, scale="full")[0] == v.NOT_AT_SCALE
-
-
-def test_ladder_gain_is_paired_by_seed():
+def test_the_ladders_seeds_are_the_models_and_the_gain_is_paired_by_seed():
     seeds = [0, 1, 2]
-    acc = {(r, s): 0.9 + 0.002 * s for r in d.LADDER_ROWS for s in seeds}
-    acc.update({("ensemble", s): 0.92 + 0.002 * s + 0.001 * (s == 1) for s in seeds})
-    est = d.ladder_gain_estimate(d.ladder(acc, acc, seeds))
-    assert est.n == 3 and est.mean == pytest.approx(0.02 + 0.001 / 3)
-    assert est.sd == pytest.approx(np.std([0.02, 0.021, 0.02], ddof=1))  # the seed offsets cancel
-    assert d.gain_decision(est, d.PUBLISHED_GAIN, scale="full")[0] == v.SMALLER
-    one = d.ladder_gain_estimate(d.ladder({k: x for k, x in acc.items() if k[1] == 0},
-                                          {k: x for k, x in acc.items() if k[1] == 0}, [0]))
-    assert one.n == 1 and not one.has_interval
-    assert d.gain_decision(one, d.PUBLISHED_GAIN, scale="full")[0] == v.NOT_AT_SCALE
+    acc = {(r, s): 0.98 + 0.002 * s for r in d.LADDER_ROWS for s in seeds}
+    acc.update({("ensemble", s): 0.99 + 0.002 * s + 0.001 * (s == 1) for s in seeds})
+    judged = _judged(ladder=d.ladder(acc, acc, seeds)).reset_index()
+    gain = judged[judged["type"] == "effect"].iloc[0]
+    assert gain["n"] == 3 and gain["spread"] == pytest.approx(np.std([0.01, 0.011, 0.01], ddof=1), abs=1e-4)
+    assert gain["verdict"] == v.SMALLER and "external sd" not in gain["rule"]  # the seed offsets cancel
+    assert (judged["n"] == 3).all()
+
+
+def test_unknown_test_labels_are_not_measured():
+    lb = pd.DataFrame({"entry": ["submission_simple", "submission_ensemble"], "test_accuracy": [np.nan, np.nan]})
+    judged = _judged(lb=lb).reset_index()
+    assert (judged["verdict"] == v.NOT_MEASURED).all() and (judged["ours"] == "test labels unknown").all()
 
 
 # ---------------------------------------------------- schedule and augmentation

@@ -1,34 +1,142 @@
-"""The statistics behind every verdict, and the rules that turn them into words.
+"""Published claims as typed records, and the one engine that turns our runs into a verdict on each.
 
 Pure numpy/scipy (no TensorFlow): the aggregation and summary jobs use it.
 
-Every verdict in the workflow is one of :data:`WORDS` and comes with
-(a) an :class:`Estimate` - the statistic, its spread and n, and an interval -
-and (b) the rule that turned it into the word, stated in plain text. The
-rules are deliberately conservative: without an interval (n < 2) nothing is
-called "reproduced" on a difference, and with one it is "reproduced" only when
-the published value lies inside the interval widened by a stated tolerance.
+A :class:`Claim` is what a paper or post says, typed by what kind of statement
+it is; each study keeps its own claims (``CLAIMS`` in its module). Our side of
+it is :class:`Evidence`: one number per trained model (or per seed pair, for a
+paired difference), never per resample. :func:`judge` returns a
+:class:`Verdict`: one word of :data:`WORDS`, the statistic with its interval,
+and the rule that turned it into the word. The rules, by type:
+
+- attainment ("reaches X"): ours >= X -> attained; below it but X inside the
+  prediction interval -> consistent; else short of it.
+- point ("about X"): X inside the prediction interval -> consistent; else
+  ours higher / short of it.
+- effect ("adds d"): our confidence interval against 0 (Bonferroni over the
+  ``comparisons``) and the prediction interval against d -> reproduced /
+  smaller / larger / effect shown / reversed; an interval that holds 0 ->
+  no effect (only by an equivalence test within the claim's margin), no
+  effect shown (it also excludes d), or not settled, with the minimum
+  detectable effect at this n.
+- equivalence ("about as well", margin m): two one-sided tests -> equivalent.
+- non-inferiority ("no worse than", margin m): one-sided lower bound > -m.
+- fits ("still fitted", threshold): every model at or above it -> fitted.
+- reported: numbers without a verdict.
+
+A published number is one run with its own noise: it is compared through a
+prediction interval, half-width t(1 - a/2, df) x sqrt(sd^2 (1/n + 1/m) + se^2)
+for n of our runs, m published runs and the published value's own test-set
+standard error se. "Not at this scale" is said only when ours falls short and
+the config's scale is below the claim's; "contradicted" only at the claim's
+scale with n >= 2. With one run (and no external spread named in the claim)
+nothing that needs a spread is decided: "not settled (one run)".
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+ATTAINED = "attained"
+CONSISTENT = "consistent"
+OURS_HIGHER = "ours higher"
+OURS_LOWER = "ours lower"
 REPRODUCED = "reproduced"
-SMALLER = "a gain exists but smaller"
-LARGER = "a gain exists, larger than published"
+SMALLER = "smaller effect"
+LARGER = "larger effect"
+EFFECT_SHOWN = "effect shown"
+REVERSED = "reversed"
+NO_EFFECT = "no effect"
+NO_EFFECT_SHOWN = "no effect shown"
+EQUIVALENT = "equivalent"
+NON_INFERIOR = "non-inferior"
+FITTED = "fitted"
+NOT_FITTED = "not fitted"
 NOT_AT_SCALE = "not at this scale"
 CONTRADICTED = "contradicted"
-SUGGESTIVE = "suggestive, not settled"
-WORDS = (REPRODUCED, SMALLER, LARGER, NOT_AT_SCALE, CONTRADICTED, SUGGESTIVE)
+NOT_SETTLED = "not settled"
+ONE_RUN = "not settled (one run)"
+NOT_MEASURED = "not measured"
+REPORTED = "reported"
+WORDS = (ATTAINED, CONSISTENT, OURS_HIGHER, OURS_LOWER, REPRODUCED, SMALLER, LARGER, EFFECT_SHOWN, REVERSED,
+         NO_EFFECT, NO_EFFECT_SHOWN, EQUIVALENT, NON_INFERIOR, FITTED, NOT_FITTED, NOT_AT_SCALE, CONTRADICTED,
+         NOT_SETTLED, ONE_RUN, NOT_MEASURED, REPORTED)
+# the words that say a published value or effect is consistent with ours
+AGREES = (ATTAINED, CONSISTENT, REPRODUCED, EQUIVALENT, NON_INFERIOR, FITTED)
+TYPES = ("attainment", "point", "effect", "equivalence", "noninferiority", "fits", "reported")
+RULES = {
+    "attainment": "ours >= published -> attained; else published inside our 95% prediction interval -> consistent; "
+                  "else short of it",
+    "point": "published inside our 95% prediction interval -> consistent; else ours higher / short of it",
+    "effect": "95% CI (Bonferroni) above 0 -> effect shown, then published effect inside the prediction interval "
+              "-> reproduced, else smaller / larger; CI holds 0 -> no effect (equivalence test within the margin), "
+              "no effect shown (published effect excluded) or not settled (minimum detectable effect stated)",
+    "equivalence": "90% CI inside (-margin, +margin) (two one-sided tests at 5%) -> equivalent",
+    "noninferiority": "one-sided 95% lower bound above -margin -> non-inferior",
+    "fits": "every trained model at or above the threshold -> fitted",
+    "reported": "reported, not judged: the number depends on the setup",
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One published claim, typed. ``published`` is the value (attainment, point), the effect (effect),
+    the threshold (fits) or None (no number published; equivalence / non-inferiority compare with 0)."""
+
+    key: str
+    study: str
+    text: str
+    type: str
+    published: float | None
+    source: str
+    shown: str = ""                 # the published value as the summary shows it
+    published_runs: int = 1         # how many runs stand behind the published value
+    published_se: float = 0.0       # its own test-set standard error, where known
+    margin: float | None = None     # equivalence / non-inferiority margin, or the effect's equivalence margin
+    external_sd: float | None = None  # a run-to-run sd named for n = 1, with where it comes from
+    external_sd_source: str = ""
+    why: str = ""                   # why this type, in one line
+    figure: str = ""                # the figure that shows it (under results/<study>/)
+
+    def __post_init__(self):
+        if self.type not in TYPES:
+            raise ValueError(f"claim {self.key!r}: type {self.type!r} is not one of {TYPES}")
+        if self.type in ("equivalence", "noninferiority") and not (self.margin and self.margin > 0):
+            raise ValueError(f"claim {self.key!r}: a {self.type} claim needs a positive margin")
+        if self.type in ("attainment", "point", "fits") and self.published is None:
+            raise ValueError(f"claim {self.key!r}: a {self.type} claim needs a published value")
+
+    @property
+    def published_text(self) -> str:
+        return self.shown or ("" if self.published is None else f"{self.published:g}")
+
+
+@dataclass
+class Evidence:
+    """Our side of a claim: one value per trained model (or per seed pair: a paired difference).
+
+    ``reference``: a second group (e.g. controls) for a difference of means,
+    ``values`` minus ``reference``, with their pooled sd. ``spread``: runs
+    whose seed-to-seed sd stands in where the groups have none of their own
+    (two single runs), with its df. ``ours`` is how the summary shows our
+    number; ``finding`` the study's own words for it.
+    """
+
+    values: list = field(default_factory=list)
+    reference: list | None = None
+    spread: list | None = None
+    ours: str = ""
+    finding: str = ""
+    details: str = ""
+    unit: str = "trained models"
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A mean with its sample standard deviation, n and a two-sided interval (NaN where n < 2)."""
+    """A mean (or difference of means) with the sd of one unit, n, df and a two-sided interval."""
 
     name: str
     mean: float
@@ -37,80 +145,103 @@ class Estimate:
     lo: float
     hi: float
     level: float = 0.95
-    method: str = "t"
+    df: float = float("nan")
+    se: float = float("nan")
 
     @property
     def has_interval(self) -> bool:
-        return self.n >= 2 and math.isfinite(self.lo) and math.isfinite(self.hi)
+        return math.isfinite(self.lo) and math.isfinite(self.hi)
 
-    def text(self, digits: int = 4) -> str:
-        """E.g. 'paired diff +0.0004 ± 0.0011, n = 3, 95% CI [-0.0023, +0.0031]'."""
-        f = f"{{:+.{digits}f}}"
+    def text(self, digits: int = 4, *, unit: str = "", signed: bool = True) -> str:
+        """E.g. 'paired diff +0.0004 ± 0.0011, n = 3 seed pairs, 95% CI [-0.0023, +0.0031]'."""
+        f = f"{{:{'+' if signed else ''}.{digits}f}}"
         s = f"{self.name} {f.format(self.mean)}"
-        if self.n >= 2 and math.isfinite(self.sd):
+        if math.isfinite(self.sd):
             s += f" ± {self.sd:.{digits}f}"
-        s += f", n = {self.n}"
+        s += f", n = {self.n}" + (f" {unit}" if unit else "")
         if self.has_interval:
-            kind = "CI" if self.method == "t" else f"{self.method} interval"
-            s += f", {self.level:.0%} {kind} [{f.format(self.lo)}, {f.format(self.hi)}]"
-        else:
-            s += ", no interval (n < 2)"
+            s += f", {self.level:.0%} CI [{f.format(self.lo)}, {f.format(self.hi)}]"
+        elif self.n == 1:
+            s += ", one run: no interval"
         return s
 
 
+@dataclass(frozen=True)
+class Verdict:
+    word: str
+    estimate: Estimate
+    statistic: str
+    rule: str
+
+    @property
+    def n(self) -> int:
+        return self.estimate.n
+
+
+def _finite(values) -> np.ndarray:
+    v = np.asarray([] if values is None else values, dtype=float).ravel()
+    return v[np.isfinite(v)]
+
+
 def t_interval(values, *, name: str = "mean", level: float = 0.95) -> Estimate:
-    """Student-t interval for the mean of ``values`` (NaNs dropped)."""
+    """Student-t interval for the mean of ``values`` (NaNs dropped; no interval with n < 2 or sd 0)."""
+    return estimate(_finite(values), name=name, level=level)
+
+
+def estimate(values, reference=None, *, name: str = "mean", level: float = 0.95, external_sd: float | None = None,
+             spread=None) -> Estimate:
+    """The mean of ``values`` (minus the mean of ``reference``) with a t interval at ``level``.
+
+    One group: sd over the values, df n - 1, se sd / sqrt(n). Two groups: the
+    pooled sd, df n1 + n2 - 2, se sd sqrt(1/n1 + 1/n2). Where that leaves no
+    df (one run) the sd of ``spread`` is used (df its n - 1), else an
+    ``external_sd`` with a normal quantile. A zero sd
+    (all values tied) gives no interval: ties show no spread to judge by.
+    """
     from scipy import stats
 
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    n = int(v.size)
-    if n == 0:
-        return Estimate(name, float("nan"), float("nan"), 0, float("nan"), float("nan"), level)
-    mean = float(v.mean())
-    if n < 2:
-        return Estimate(name, mean, float("nan"), n, float("nan"), float("nan"), level)
-    sd = float(v.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n))
-    return Estimate(name, mean, sd, n, mean - half, mean + half, level)
-
-
-def t_from_summary(mean: float, sd: float, n: int, *, name: str = "mean", level: float = 0.95) -> Estimate:
-    """:func:`t_interval` from a table's mean, sample sd and n (when the per-run values are not at hand)."""
-    from scipy import stats
-
-    n = int(n)
-    if n < 2 or not math.isfinite(sd):
-        return Estimate(name, float(mean), float("nan"), n, float("nan"), float("nan"), level)
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n))
-    return Estimate(name, float(mean), float(sd), n, mean - half, mean + half, level)
-
-
-def percentile_interval(samples, *, name: str, point: float | None = None, level: float = 0.95) -> Estimate:
-    """An interval from resampled statistics (bootstrap): ``point`` (or their mean) and their percentiles."""
-    s = np.asarray(samples, dtype=float)
-    s = s[np.isfinite(s)]
-    a = (1 - level) / 2
-    return Estimate(name, float(s.mean() if point is None else point), float(s.std(ddof=1)), int(s.size),
-                    float(np.quantile(s, a)), float(np.quantile(s, 1 - a)), level, method="bootstrap")
+    v, r = _finite(values), (None if reference is None else _finite(reference))
+    nan = float("nan")
+    n = int(v.size + (0 if r is None else r.size))
+    if v.size == 0 or (r is not None and r.size == 0):
+        return Estimate(name, nan, nan, n, nan, nan, level)
+    mean = float(v.mean() - (0.0 if r is None else r.mean()))
+    if r is None:
+        df, k = v.size - 1, 1 / v.size
+        ss = float(((v - v.mean()) ** 2).sum())
+    else:
+        df, k = v.size + r.size - 2, 1 / v.size + 1 / r.size
+        ss = float(((v - v.mean()) ** 2).sum() + ((r - r.mean()) ** 2).sum())
+    w = _finite(spread)
+    if df >= 1:
+        sd = math.sqrt(ss / df)
+        q = float(stats.t.ppf(0.5 + level / 2, df))
+    elif w.size >= 2:
+        df = w.size - 1
+        sd, q = float(w.std(ddof=1)), float(stats.t.ppf(0.5 + level / 2, df))
+    elif external_sd is not None:
+        sd, df, q = float(external_sd), float("inf"), float(stats.norm.ppf(0.5 + level / 2))
+    else:
+        return Estimate(name, mean, nan, n, nan, nan, level)
+    if not sd > 0:
+        return Estimate(name, mean, sd, n, nan, nan, level, df, 0.0)
+    se = sd * math.sqrt(k)
+    return Estimate(name, mean, sd, n, mean - q * se, mean + q * se, level, float(df), se)
 
 
 def one_sided_paired_test(diffs, *, alpha: float = 0.05, comparisons: int = 1) -> dict:
     """H0: mean paired difference <= 0, H1: > 0; one-sided t test at ``alpha`` / ``comparisons`` (Bonferroni).
 
-    Returns the estimate, the t statistic, the p value, the corrected level and
-    whether H0 is rejected. With fewer than two differences nothing is rejected.
+    Nothing is rejected with fewer than two differences, nor when they are all
+    equal (sd 0: no spread to test against, whatever their sign).
     """
     from scipy import stats
 
-    d = np.asarray(diffs, dtype=float)
-    d = d[np.isfinite(d)]
+    d = _finite(diffs)
     level = alpha / max(1, comparisons)
-    # the one-sided test at `level` is the lower bound of a two-sided (1 - 2 level) interval
-    est = t_interval(d, name="paired diff", level=1 - 2 * level)
+    est = estimate(d, name="paired diff", level=1 - 2 * level)
     if d.size < 2 or not est.sd > 0:
-        t, p = float("nan"), float("nan")
-        reject = bool(d.size >= 2 and est.sd == 0 and est.mean > 0)
+        t, p, reject = float("nan"), float("nan"), False
     else:
         res = stats.ttest_1samp(d, 0.0, alternative="greater")
         t, p = float(res.statistic), float(res.pvalue)
@@ -119,89 +250,132 @@ def one_sided_paired_test(diffs, *, alpha: float = 0.05, comparisons: int = 1) -
             "level": level, "reject": reject}
 
 
-def against_published(est: Estimate, published: float, *, scale: str, tolerance: float = 0.0) -> tuple[str, str]:
-    """Is the published value consistent with ours? -> (verdict, rule).
-
-    With an interval: reproduced when ``published`` lies in [lo - tolerance,
-    hi + tolerance]. Without one: reproduced when |mean - published| <=
-    tolerance. Otherwise "not at this scale" below full scale and
-    "contradicted" at full scale.
-    """
-    if not math.isfinite(est.mean):
-        return NOT_AT_SCALE, "not measured"
-    if est.has_interval:
-        ok = est.lo - tolerance <= published <= est.hi + tolerance
-        rule = (f"reproduced if {published:g} lies in our {est.level:.0%} interval"
-                + (f" widened by {tolerance:g}" if tolerance else ""))
-    else:
-        ok = abs(est.mean - published) <= tolerance
-        rule = f"reproduced if |ours - {published:g}| <= {tolerance:g} (one run: no interval)"
-    if ok:
-        return REPRODUCED, rule
-    side = "above" if est.mean > published else "below"
-    return (CONTRADICTED if scale == "full" else NOT_AT_SCALE), rule + "; otherwise " + (
-        "contradicted at full scale" if scale == "full" else "not at this scale (below full scale)") + (
-        f"; ours lies {side} it")
+def at_claim_scale(scale: str) -> bool:
+    """Is a config labelled ``scale`` at the published scale? ('full', possibly with a precision note)."""
+    return str(scale).split(",")[0].strip() == "full"
 
 
-def gain_verdict(est: Estimate, published: float, *, scale: str, tolerance: float = 0.0) -> tuple[str, str]:
-    """A published gain (> 0) against our estimate of it -> (verdict, rule).
-
-    - reproduced: ``published`` inside our interval widened by ``tolerance``;
-    - a gain exists but smaller / larger: the interval excludes 0 and lies below / above it;
-    - no interval (n < 2): never "reproduced" unless within ``tolerance``; else not at this scale;
-    - the interval includes 0: contradicted at full scale when it also excludes
-      ``published``, otherwise not at this scale.
-    """
-    rule = (f"{est.level:.0%} interval vs published {published:+g}"
-            + (f" (tolerance {tolerance:g})" if tolerance else "")
-            + ": inside -> reproduced; above 0 but below -> smaller; includes 0 -> no gain shown")
-    if not math.isfinite(est.mean):
-        return NOT_AT_SCALE, "not measured"
-    if not est.has_interval:
-        if abs(est.mean - published) <= tolerance:
-            return REPRODUCED, f"|ours - {published:+g}| <= {tolerance:g} (one run: no interval)"
-        return NOT_AT_SCALE, "one run: no interval, so no gain can be claimed or denied"
-    if est.lo - tolerance <= published <= est.hi + tolerance:
-        return REPRODUCED, rule
-    if est.lo > 0:
-        return (SMALLER if est.hi < published else LARGER), rule
-    return (CONTRADICTED if scale == "full" else NOT_AT_SCALE), rule
-
-
-def prediction_multiple(n: int, level: float = 0.975) -> float:
-    """k such that one more control exceeds the controls' mean by more than k x their sd with
-    probability 1 - ``level`` (normal scores; the one-sided prediction bound t(level, n - 1) x sqrt(1 + 1/n))."""
+def _quantile(df: float, p: float) -> float:
     from scipy import stats
 
-    if n < 2:
-        return float("inf")
-    return float(stats.t.ppf(level, n - 1) * math.sqrt(1 + 1 / n))
+    return float(stats.norm.ppf(p) if not math.isfinite(df) else stats.t.ppf(p, df))
 
 
-def margin_verdict(margin: float, spread: float, *, multiple: float, n: int, what: str,
-                   level: float | None = 0.975) -> tuple[str, str]:
-    """One run's margin over the mean of ``n`` controls, settled only when it exceeds k x ``spread``.
+def _prediction_half(claim: Claim, e: Estimate, level: float, paired_unit: bool) -> float:
+    """Half-width of the interval for (published - ours): our mean's noise, the published runs' own seed noise
+    (sd / sqrt(m), or sd sqrt(2 / m) for a difference of two groups) and its test-set standard error."""
+    unit_var = e.sd ** 2 * (1.0 if paired_unit else 2.0)
+    var = e.se ** 2 + unit_var / max(1, claim.published_runs) + claim.published_se ** 2
+    return _quantile(e.df, 0.5 + level / 2) * math.sqrt(var)
 
-    ``spread`` is the controls' sample standard deviation (ddof 1). ``k`` is
-    ``multiple``, raised where needed to the one-sided prediction bound
-    :func:`prediction_multiple` at ``level`` (default 0.975: above the two-sided
-    95% prediction interval of one more control), so that a run drawn from the
-    controls' own distribution is called settled at most 1 - ``level`` of the
-    time whatever ``n`` (a fixed 2 sd would be at n = 3 in 11%, at n = 2 in 18%).
-    ``level=None`` uses ``multiple`` as it is. Needs n >= 2 controls and a
-    positive spread. Returns (word, rule): REPRODUCED when settled,
-    SUGGESTIVE when the margin is positive but not settled, NOT_AT_SCALE otherwise.
-    """
-    k = max(multiple, prediction_multiple(n, level)) if (level is not None and n >= 2) else multiple
-    if level is not None:
-        k_text = (f"k = max({multiple:g}, t({level:g}, n - 1) x sqrt(1 + 1/n))"
-                  + (f" = {k:.2f}" if math.isfinite(k) else ""))
-        why = f" (the run above the {2 * level - 1:.0%} prediction interval of one more control)"
-    else:
-        k_text, why = f"k = {multiple:g}", ""
-    rule = (f"settled when the margin exceeds k x the sd of the {what}, {k_text}{why}; n = {n}, "
-            "needs n >= 2 and a positive sd; a positive margin short of that is suggestive")
-    if n >= 2 and math.isfinite(spread) and spread > 0 and math.isfinite(margin) and margin > k * spread:
-        return REPRODUCED, rule
-    return (SUGGESTIVE if margin > 0 else NOT_AT_SCALE), rule
+
+def judge(claim: Claim, evidence: Evidence, *, scale: str, comparisons: int = 1, alpha: float = 0.05) -> Verdict:
+    """The verdict on ``claim`` from ``evidence`` at config ``scale`` (see the module docstring for the rules)."""
+    full = at_claim_scale(scale)
+    name = claim.key.replace("_", " ")
+    if claim.type == "reported":
+        e = estimate(evidence.values, evidence.reference, name=name)
+        return Verdict(REPORTED, e, _statistic(e, evidence, signed=False), RULES["reported"])
+    if claim.type == "fits":
+        return _fits(claim, evidence, full)
+    two_sided = claim.type in ("equivalence", "noninferiority")
+    level = 1 - 2 * alpha if two_sided else 1 - alpha / max(1, comparisons)
+    e = estimate(evidence.values, evidence.reference, name=name, level=level, external_sd=claim.external_sd,
+                 spread=evidence.spread)
+    rule = RULES[claim.type] + (f"; level {level:.1%} (Bonferroni over {comparisons})" if comparisons > 1 else "")
+    if claim.external_sd is not None and e.df == float("inf"):
+        rule += f"; one run: external sd {claim.external_sd:g} ({claim.external_sd_source})"
+    stat = _statistic(e, evidence, signed=claim.type not in ("attainment", "point"))
+    if not math.isfinite(e.mean):
+        return Verdict(NOT_MEASURED, e, stat or "not measured", rule)
+    p = claim.published
+    if claim.type == "attainment" and e.mean >= p:
+        return Verdict(ATTAINED, e, stat, rule)
+    if not e.has_interval:
+        tied = e.n >= 2 and e.sd == 0
+        return Verdict(NOT_SETTLED if tied else ONE_RUN, e,
+                       stat + ("; all values tied: no spread to judge by" if tied else ""), rule)
+    paired = evidence.reference is None
+    if claim.type in ("attainment", "point"):
+        half = _prediction_half(claim, e, 0.95, paired)
+        stat += f"; 95% prediction interval for one published value [{e.mean - half:+.4f}, {e.mean + half:+.4f}]"
+        if abs(p - e.mean) <= half:
+            return Verdict(CONSISTENT, e, stat, rule)
+        return Verdict(_off(e.mean > p, full, e.n), e, stat, rule)
+    if claim.type == "effect":
+        return _effect(claim, e, stat, rule, full, paired, alpha)
+    m = claim.margin
+    rule += f"; margin {m:g}"
+    if claim.type == "equivalence":
+        if -m < e.lo and e.hi < m:
+            return Verdict(EQUIVALENT, e, stat, rule)
+        if e.lo >= m or e.hi <= -m:
+            return Verdict(_off(e.lo >= m, full, e.n), e, stat, rule)
+        return Verdict(NOT_SETTLED, e, stat, rule)
+    if e.lo > -m:  # non-inferiority
+        return Verdict(NON_INFERIOR, e, stat, rule)
+    if e.hi <= -m:
+        return Verdict(_off(False, full, e.n), e, stat, rule)
+    return Verdict(NOT_SETTLED, e, stat, rule)
+
+
+def _off(higher: bool, full: bool, n: int) -> str:
+    """Ours lies outside the published value's interval, on this side."""
+    if full and n >= 2:
+        return CONTRADICTED
+    if higher:
+        return OURS_HIGHER
+    return OURS_LOWER if full else NOT_AT_SCALE
+
+
+def _effect(claim: Claim, e: Estimate, stat: str, rule: str, full: bool, paired: bool, alpha: float) -> Verdict:
+    p = claim.published
+    sign = 1.0 if p is None or p >= 0 else -1.0
+    lo, hi = sorted((sign * e.lo, sign * e.hi))
+    if p is not None:
+        half = _prediction_half(claim, e, 0.95, paired)
+        stat += f"; 95% prediction interval for one published effect [{e.mean - half:+.4f}, {e.mean + half:+.4f}]"
+    if lo > 0:
+        if p is None:
+            return Verdict(EFFECT_SHOWN, e, stat, rule)
+        if abs(p - e.mean) <= half:
+            return Verdict(REPRODUCED, e, stat, rule)
+        return Verdict(SMALLER if sign * e.mean < sign * p else LARGER, e, stat, rule)
+    if hi < 0:
+        return Verdict(CONTRADICTED if (full and e.n >= 2) else REVERSED, e, stat, rule)
+    if claim.margin:
+        q = _quantile(e.df, 1 - alpha)
+        if -claim.margin < e.mean - q * e.se and e.mean + q * e.se < claim.margin:
+            return Verdict(NO_EFFECT, e, stat + f"; 90% CI inside ±{claim.margin:g}", rule)
+    if p is not None and abs(p - e.mean) > half:
+        return Verdict(NO_EFFECT_SHOWN, e, stat, rule)
+    mde = (_quantile(e.df, 0.5 + e.level / 2) + _quantile(e.df, 0.8)) * e.se
+    return Verdict(NOT_SETTLED, e, stat + f"; minimum detectable effect at this n (80% power): {mde:.4f}", rule)
+
+
+def _fits(claim: Claim, evidence: Evidence, full: bool) -> Verdict:
+    v = _finite(evidence.values)
+    tau = claim.published
+    e = estimate(v, name=claim.key.replace("_", " "))
+    rule = RULES["fits"] + f" ({tau:g}); every model below it -> not fitted"
+    stat = _statistic(e, evidence, signed=False) + (f"; {int((v >= tau).sum())} of {v.size} at or above {tau:g}" if v.size else "")
+    if v.size == 0:
+        return Verdict(NOT_MEASURED, e, stat or "not measured", rule)
+    if (v >= tau).all():
+        return Verdict(FITTED, e, stat, rule)
+    if (v < tau).all():
+        return Verdict(NOT_FITTED if full else NOT_AT_SCALE, e, stat, rule)
+    return Verdict(NOT_SETTLED, e, stat, rule)
+
+
+def _statistic(e: Estimate, evidence: Evidence, *, signed: bool = True) -> str:
+    if e.n == 0:
+        return ""
+    unit = evidence.unit
+    if evidence.reference is not None:
+        unit = f"{unit}: {len(_finite(evidence.values))} vs {len(_finite(evidence.reference))}"
+    s = e.text(unit=unit, signed=signed)
+    dropped = len(np.ravel(evidence.values)) - len(_finite(evidence.values))
+    if dropped:
+        s += f"; {dropped} NaN run(s) dropped"
+    return s + (f"; {evidence.details}" if evidence.details else "")

@@ -601,182 +601,91 @@ TRAINING_MODE_NOTE = (
     "statistics, one fixed model.")
 
 
-NOT_SETTLED_ONE_SEED = "not settled: one random subset, so no seed-to-seed spread to judge the margin by"
+SOURCE = "Airbus ship follow-up (synthetic ellipses, residual U-Net)"
+SCORE = "test_score_thresholded"
 
 
-def selection_vs_controls(selected: float, controls, *, margin_sd: float, level: float = 0.975,
-                          what: str = "random subsets' scores (matched gradient steps)") -> dict:
-    """Does the selection's score beat the controls (one score per random seed)? -> the verdict and its numbers.
+def _claims():
+    from anatomy.verdicts import Claim
 
-    margin = selected - mean(controls); spread = sd of the controls (ddof 1, over
-    seeds); settled per :func:`anatomy.verdicts.margin_verdict` (k x spread with
-    k = max(margin_sd, the one-sided prediction bound at ``level``), n >= 2).
-    """
-    from anatomy.verdicts import REPRODUCED, SUGGESTIVE, t_interval
-    from anatomy.verdicts import margin_verdict
-
-    c = np.asarray(controls, dtype=float)
-    c = c[np.isfinite(c)]
-    est = t_interval(c, name="random subsets' mean")
-    margin = float(selected - est.mean) if c.size else float("nan")
-    spread = est.sd
-    word, rule = margin_verdict(margin, spread, multiple=margin_sd, n=int(c.size), what=what, level=level)
-    if not c.size or not math.isfinite(margin):
-        text = "not measured: no random subsets at this budget"
-    elif word == REPRODUCED:
-        text = "selection beats mere size"
-    elif word == SUGGESTIVE:
-        text = SUGGESTIVE
-    elif c.size < 2:  # one control run: its sign is not a finding either way
-        text = NOT_SETTLED_ONE_SEED
-    else:
-        text = "random subsets of the same size do as well or better: size, not selection"
-    ratio = margin / spread if (math.isfinite(margin) and math.isfinite(spread) and spread > 0) else float("nan")
-    statistic = (f"margin {margin:+.4f} = selection {selected:.4f} - mean of the random subsets; "
-                 f"{est.text()}" + (f"; margin = {ratio:.2f} sd" if math.isfinite(ratio) else ""))
-    return {"verdict": text, "word": word, "margin": margin, "spread": spread, "n": int(c.size),
-            "ratio": ratio, "statistic": statistic, "rule": rule}
+    n, sel, shuf = PUBLISHED["train_size"], PUBLISHED["selected_in_order"], PUBLISHED["selected_shuffled"]
+    c = lambda key, text, type_, published, **kw: Claim(key, "coreset", text, type_, published, SOURCE, **kw)  # noqa: E731
+    return {x.key: x for x in (
+        c("pairs_selected", "pairs selected in order", "reported", None, shown=f"{sel} of {n:,} ({sel / n:.1%})",
+          figure="selected_vs_scanned.png", why="the count depends on image size, model, stopping rule and scoring"),
+        c("order_matters_little", "order matters little (shuffled / in-order count - 1)", "equivalence", None,
+          margin=0.25, shown=f"{shuf} vs {sel} of {n:,}: run on the first run's weights",
+          figure="selected_vs_scanned.png", why="'matters little' read as 'within 25% of the in-order count'"),
+        c("soft_score", "test score of the selected model (soft - thresholded score)", "reported", None,
+          shown=f"{PUBLISHED['test_score']:g} (soft sigmoid)", figure="score_vs_size.png",
+          why="a difference of scoring method on one model, not a seed effect"),
+        c("selection_beats_random", "selection beats a random subset of the same size (matched gradient steps)",
+          "effect", None, shown="implied", figure="score_vs_size.png",
+          why="a direction with no published size: selection minus the random subsets against 0"),
+        c("selection_as_good_as_full", "the selection carries all the information: it scores no worse than the "
+          "full set (matched gradient steps)", "noninferiority", None, margin=0.01, shown="implied (2.7% suffice)",
+          figure="score_vs_size.png", why="'carries all the information' read as 'within 0.01 of the full set'"),
+        c("every_pair_passes", "every training pair now scores at or above the pass score", "fits", 1.0,
+          shown="asserted, never checked", figure="recheck.png",
+          why="a statement about the fitted training set: the final models' pass fraction"),
+        c("scored_as_published", "pairs scored as the post's stopping rule scored them", "reported", None,
+          shown="Keras training-mode metric during fit", why="a difference of method, stated"),
+    )}
 
 
-def _full_vs_selection(selected: float, full: float, random_scores, *, margin_sd: float, level: float) -> dict:
-    """Selection minus the full set, both one run at matched steps; the noise scale is the random seeds' sd.
+def claims_evidence(runs: "pd.DataFrame") -> list:
+    """(claim, evidence, comparisons) for every coreset claim from ``runs.csv`` (one row per trained model).
 
-    A difference of two single runs has sd sqrt(2) x the seed-to-seed sd, so
-    k = max(margin_sd, t(level, n - 1) x sqrt(2)) with n the random seeds.
-    """
-    from scipy import stats
-
-    from anatomy.verdicts import REPRODUCED, SUGGESTIVE, margin_verdict
-
-    r = np.asarray(random_scores, dtype=float)
-    r = r[np.isfinite(r)]
-    n = int(r.size)
-    sd = float(r.std(ddof=1)) if n >= 2 else float("nan")
-    k = max(margin_sd, float(stats.t.ppf(level, n - 1) * math.sqrt(2))) if n >= 2 else float("inf")
-    diff = float(selected - full)
-    word, _ = margin_verdict(abs(diff), sd, multiple=k, n=n, what="random subsets' scores", level=None)
-    rule = (f"settled when |selection - full set| exceeds k x the sd over seeds of the random subsets' scores "
-            f"(matched gradient steps; the seed-to-seed noise of one run), k = max({margin_sd:g}, "
-            f"t({level:g}, n - 1) x sqrt(2))" + (f" = {k:.2f}" if math.isfinite(k) else "")
-            + f"; n = {n}, needs n >= 2; otherwise within seed-to-seed noise")
-    if word == REPRODUCED:
-        text = ("the selection scores above the full set with the same budget" if diff > 0
-                else "the full set scores above the selection with the same budget")
-    else:
-        text = f"{SUGGESTIVE}: selection and full set differ by less than the seed-to-seed noise allows to call"
-    ratio = abs(diff) / sd if (math.isfinite(sd) and sd > 0) else float("nan")
-    statistic = (f"difference {diff:+.4f} = selection {selected:.4f} - full set {full:.4f} (one run each); "
-                 f"seed-to-seed sd {sd:.4f} (random subsets, n = {n})"
-                 + (f"; |difference| = {ratio:.2f} sd" if math.isfinite(ratio) else ""))
-    return {"verdict": text, "n": n, "spread": sd, "statistic": statistic, "rule": rule, "diff": diff}
-
-
-def _tested(claim: str, published: str, measured: str, v: dict) -> dict:
-    """A verdict row whose statistic, n, spread, rule and verdict come from a test's result ``v``."""
-    return {"claim": claim, "published": published, "measured": measured,
-            **{k: v[k] for k in ("statistic", "n", "spread", "rule", "verdict")}}
-
-
-def verdict(runs: "pd.DataFrame", *, pass_score: float, margin_sd: float = 2.0, level: float = 0.975) -> "pd.DataFrame":
-    """The study's answer to the post's 271 / 408 / 0.9928 and its two implicit claims.
-
-    Columns: claim, published, measured, statistic (the number behind the
-    verdict, with its spread and n), n, spread, rule (how the statistic became
-    the verdict), verdict. Selection vs random subsets and vs the full set is
-    decided on the controls trained for the in-order selection's gradient steps
-    (``budget == "matched gradient steps"``); the stop-at-target controls are
-    shown beside them.
+    Selection against random subsets and the full set is judged at the in-order
+    selection's gradient steps (``budget == matched gradient steps``); the
+    stop-at-target controls are shown beside them. One selection run against
+    the controls' seeds: the random subsets' seed-to-seed sd is the noise scale.
     """
     import pandas as pd
 
+    from anatomy.verdicts import Evidence
+
+    claims = _claims()
     r = runs.set_index("run")
     n = int(r["train_pairs"].iloc[0])
     inord, shuf = r.loc["in_order"], r.loc["shuffled"]
     budget = r["budget"] if "budget" in r else pd.Series({k: run_budget(k) for k in r.index})
     is_random = pd.Series([k.startswith("random_seed") for k in r.index], index=r.index)
-    rand_m = r[is_random & (budget == MATCHED_STEPS)]
-    rand_s = r[is_random & (budget == STOP_AT_TARGET)]
+    rand_m, rand_s = r[is_random & (budget == MATCHED_STEPS)], r[is_random & (budget == STOP_AT_TARGET)]
     full_m = r.loc[f"full{MATCHED_SUFFIX}"] if f"full{MATCHED_SUFFIX}" in r.index else None
-    full_s = r.loc["full"] if "full" in r.index else None
-    pub_n = PUBLISHED["train_size"]
-    score = "test_score_thresholded"
-    sel = float(inord[score])
-    steps = int(inord["gradient_steps"])
-
-    def scores(df):
-        return " / ".join(f"{v:.4f}" for v in df[score])
-
-    def steps_of(df):
-        return " / ".join(str(int(v)) for v in df["gradient_steps"])
-
-    rows = []
-    rows.append({"claim": "pairs selected in order", "published": f"271 of {pub_n:,} (2.7%)",
-                 "measured": f"{int(inord['pairs_used'])} of {n:,} ({inord['pairs_used'] / n:.1%})",
-                 "statistic": f"{int(inord['pairs_used'])} pairs selected, one selection run", "n": 1,
-                 "spread": float("nan"),
-                 "rule": "reported, not tested: the count depends on image size, model, stopping rule and how "
-                         "pairs are scored (last row)",
-                 "verdict": "the selected fraction at this scale; the count depends on image size and stopping rule"})
-    d = int(shuf["pairs_used"] - inord["pairs_used"])
-    rows.append({"claim": "pairs selected, shuffled order",
-                 "published": f"408 of {pub_n:,} (4.1%), run on the first run's weights, scoring one pair and "
-                              "adding another",
-                 "measured": f"{int(shuf['pairs_used'])} of {n:,} ({shuf['pairs_used'] / n:.1%}) from fresh weights",
-                 "statistic": f"shuffled - in order = {d:+d} pairs, one run each", "n": 1, "spread": float("nan"),
-                 "rule": "order matters little when the counts differ by at most 25% of the in-order count",
-                 "verdict": ("order matters little" if abs(d) <= 0.25 * inord["pairs_used"]
-                             else "the count depends on the scan order")})
+    sel, steps = float(inord[SCORE]), int(inord["gradient_steps"])
+    scores = lambda df: " / ".join(f"{v:.4f}" for v in df[SCORE])  # noqa: E731
+    used, d = int(inord["pairs_used"]), int(shuf["pairs_used"] - inord["pairs_used"])
     soft = float(inord["test_score_soft_as_published"])
-    rows.append({"claim": "test score of the selected model",
-                 "published": "0.9928 (soft sigmoid; a model trained on up to 271 + 408 pairs)",
-                 "measured": f"{sel:.4f} thresholded, {soft:.4f} soft as published, "
-                             f"mean IoU {inord['test_mean_iou']:.3f}",
-                 "statistic": f"soft - thresholded = {soft - sel:+.4f}, one model, mean over the test pairs", "n": 1,
-                 "spread": float("nan"), "rule": "the soft score flatters when it is above the thresholded one",
-                 "verdict": ("the soft score flatters the model" if soft > sel
-                             else "the soft score does not flatter the model")})
-    sv = selection_vs_controls(sel, rand_m[score].to_numpy(), margin_sd=margin_sd, level=level)
-    stop_text = (f"; stop at target (not the verdict's budget): random {scores(rand_s)} after {steps_of(rand_s)} steps"
-                 if len(rand_s) else "")
-    rows.append(_tested("selection beats a random subset of the same size (matched gradient steps)", "not tested",
-                        f"selected {sel:.4f} after {steps} gradient steps vs random subsets {scores(rand_m)} "
-                        f"after {steps_of(rand_m)} steps{stop_text}", sv))
+    stop = f"; stop at target: random {scores(rand_s)}" if len(rand_s) else ""
+    out = [
+        (claims["pairs_selected"], Evidence([used], ours=f"{used} of {n:,} ({used / n:.1%})"), 1),
+        (claims["order_matters_little"], Evidence([d / used], ours=f"{int(shuf['pairs_used'])} vs {used} "
+                                                  f"({d / used:+.1%}), from fresh weights"), 1),
+        (claims["soft_score"], Evidence([soft - sel], ours=f"{sel:.4f} thresholded, {soft:.4f} soft",
+                                        finding="the soft score flatters the model" if soft > sel
+                                        else "the soft score does not flatter the model"), 1),
+        (claims["selection_beats_random"],
+         Evidence([sel], list(rand_m[SCORE]), ours=f"{sel - rand_m[SCORE].mean():+.4f}" if len(rand_m) else "not run",
+                  finding=f"selected {sel:.4f} vs random subsets {scores(rand_m)}, all after {steps} gradient "
+                          f"steps{stop}", unit="models (selection vs random subsets)"), 1),
+    ]
     if full_m is not None:
-        fv = _full_vs_selection(sel, float(full_m[score]), rand_m[score].to_numpy(), margin_sd=margin_sd, level=level)
-        stop_full = (f"; stop at target: full set {full_s[score]:.4f} after {int(full_s['gradient_steps'])} steps"
-                     if full_s is not None else "")
-        rows.append(_tested("the full set scores below the selection (matched gradient steps)",
-                            "implied (selection needs only 2.7% of the pairs)",
-                            f"selected {sel:.4f} vs full set {full_m[score]:.4f}, both after "
-                            f"{int(full_m['gradient_steps'])} gradient steps{stop_full}", fv))
-    rc = inord.get("recheck_pairs", n)
-    rc = int(rc) if rc is not None and np.isfinite(rc) else n
-    rows.append({"claim": f"every training pair now scores >= {pass_score:.4f}", "published": "asserted, never checked",
-                 "measured": f"{inord['recheck_pass_fraction']:.1%} (in order), {shuf['recheck_pass_fraction']:.1%} "
-                             "(shuffled)",
-                 "statistic": f"pass fraction of the final models over all {rc} scanned pairs", "n": rc,
-                 "spread": float("nan"), "rule": "holds only when both final models pass 100% of the scanned pairs",
-                 "verdict": "holds" if min(inord["recheck_pass_fraction"], shuf["recheck_pass_fraction"]) >= 1.0
-                 else "does not hold: the final models fail pairs the scan had passed"})
-    rows.append({"claim": "pairs scored as the post's stopping rule scored them",
-                 "published": "Keras training-mode metric during fit (dropout on, mean over the epoch's batches)",
-                 "measured": "inference mode after each epoch (dropout off, BatchNorm moving statistics)",
-                 "statistic": "a difference of method, not a measurement", "n": float("nan"), "spread": float("nan"),
-                 "rule": TRAINING_MODE_NOTE + " Stated, not matched: a training-mode score is usually lower "
-                         "(dropout, weights changing within the epoch), so the post's rule likely trained longer "
-                         "before it stopped, which moves the selected count; its 271 / 408 are not directly "
-                         "comparable with ours.",
-                 "verdict": "differs from the post (stated): the selected count is not comparable on this account"})
-    cols = ["claim", "published", "measured", "statistic", "n", "spread", "rule", "verdict"]
-    out = pd.DataFrame(rows, columns=cols)
-    out["n"] = out["n"].astype("Int64")  # whole numbers, empty where a row has none
-    out["spread"] = out["spread"].astype(float).round(5)
+        out.append((claims["selection_as_good_as_full"],
+                    Evidence([sel], [float(full_m[SCORE])], spread=list(rand_m[SCORE]),
+                             ours=f"{sel - float(full_m[SCORE]):+.4f}",
+                             finding=f"selected {sel:.4f} vs full set {full_m[SCORE]:.4f} at {steps} steps",
+                             details="noise scale: the random subsets' seed-to-seed sd", unit="models"), 1))
+    rc = [float(inord["recheck_pass_fraction"]), float(shuf["recheck_pass_fraction"])]
+    out.append((claims["every_pair_passes"], Evidence(rc, ours=f"{rc[0]:.1%} (in order), {rc[1]:.1%} (shuffled)"), 1))
+    out.append((claims["scored_as_published"], Evidence([], ours="inference mode after each epoch",
+                                                        finding=TRAINING_MODE_NOTE), 1))
     return out
 
 
 # ---------------------------------------------------------------- the aggregate rule's inputs, read (no TensorFlow)
 
-def aggregate(*, metrics, predictions, histories, selected, pass_score: float, margin_sd: float) -> dict:
+def aggregate(*, metrics, predictions, histories, selected, scale: str) -> dict:
     """Rule coreset_aggregate's tables (``runs``, ``verdict``, ``recheck``) from the runs' files, with what its
     figures need: each run's arrays by run name (read from its metrics.json), the selections' histories and
     selected indices by order (``in_order``, ``shuffled``)."""
@@ -792,7 +701,9 @@ def aggregate(*, metrics, predictions, histories, selected, pass_score: float, m
             arrays[m["run"]] = {k: a[k] for k in a.files}
     runs = runs_table(runs_metrics)
     recheck = {run: a["recheck_scores"] for run, a in arrays.items()}
-    return {"runs": runs, "verdict": verdict(runs, pass_score=pass_score, margin_sd=margin_sd),
+    from anatomy.summary import judged_table
+
+    return {"runs": runs, "verdict": judged_table(claims_evidence(runs), data="synthetic ellipses", scale=scale),
             "recheck": recheck_histogram(recheck), "recheck_scores": recheck, "arrays": arrays,
             "histories": {Path(h).parent.name: pd.read_csv(h) for h in histories},
             "selected": {Path(s).parent.name: pd.read_csv(s)["index"].to_numpy() for s in selected}}
