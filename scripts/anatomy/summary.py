@@ -26,7 +26,10 @@ def judged_row(claim, evidence, *, comparisons: int = 1, data: str, scale: str) 
     e = v.estimate
     return {"study": claim.study, "claim": claim.text, "type": claim.type, "published": claim.published_text,
             "ours": evidence.ours or (f"{e.mean:.4f}" if math.isfinite(e.mean) else "not measured"),
-            "spread": round(e.sd, 4) if math.isfinite(e.sd) else None, "n": e.n, "verdict": v.word,
+            # the spread column is our own seed-to-seed sd; a named external sd shows in the rule, not here
+            "spread": round(e.sd, 4) if (claim.type != "reported" and e.n >= 2 and math.isfinite(e.sd)
+                                         and math.isfinite(e.df)) else None,
+            "n": e.n, "verdict": v.word,
             "finding": evidence.finding, "statistic": v.statistic or "not measured", "rule": v.rule,
             "why_this_type": claim.why, "data": data, "config": scale, "source": claim.source,
             "figure": f"results/{claim.study}/figures/{claim.figure}" if claim.figure else ""}

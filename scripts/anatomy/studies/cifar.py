@@ -546,7 +546,9 @@ def claims_evidence(summary: "pd.DataFrame", *, base_lr: float) -> list:
     fits = "; ".join(f"lr {lr:g}: BN {col(f'bn_lr{lr:g}', 'final_train_accuracy').pipe(fit_fraction).mean():.2f}, "
                      f"no BN {col(f'nobn_lr{lr:g}', 'final_train_accuracy').pipe(fit_fraction).mean():.2f}"
                      for lr in lrs)
-    out.append((claims["convergence"], Evidence([], ours=fits or "no BN run", finding=fits), 1))
+    every = [x for lr in lrs for run in (f"bn_lr{lr:g}", f"nobn_lr{lr:g}")
+             for x in fit_fraction(col(run, "final_train_accuracy").dropna())]
+    out.append((claims["convergence"], Evidence(every, ours=fits or "no BN run", finding=fits), 1))
     out.append((claims["augmentation"], pair(f"aug_{b}", f"bn_{b}", "final_test_accuracy",
                                              what="augmented vs plain test accuracy"), 1))
     out.append((claims["labels_p0.1"], pair("labels_p0.1", f"bn_{b}", "final_test_accuracy",
