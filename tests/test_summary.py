@@ -147,3 +147,10 @@ def test_the_tiny_workflows_summary_judges_every_claim_in_the_closed_vocabulary(
     assert (iic_gain["verdict"] == v.ONE_RUN).all()
     crops_rows = df[df["study"] == "crops"]
     assert crops_rows["statistic"].str.contains("n = 2").all()
+
+
+def test_the_claims_table_in_docs_is_the_generated_one():
+    text = (ROOT / "docs" / "studies.md").read_text()
+    start = text.index("-->\n", text.index("<!-- claims table")) + 4
+    assert text[start:text.index("<!-- end of claims table -->")] == summary.claims_table(), \
+        "docs/studies.md is stale: paste the output of `python -m anatomy.summary`"

@@ -41,6 +41,24 @@ def judged_table(items, *, data: str, scale: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+STUDIES = ("crops", "cifar", "iic", "coreset", "digits")
+
+
+def claims_table() -> str:
+    """Every study's claims as one markdown table (type, rule, why that type), for docs/studies.md."""
+    import importlib
+
+    from anatomy.verdicts import RULES
+
+    lines = ["| study | claim | type | published | rule | why this type |", "|---|---|---|---|---|---|"]
+    for study in STUDIES:
+        for c in importlib.import_module(f"anatomy.studies.{study}").claims().values():
+            rule = RULES[c.type] + (f"; margin {c.margin:g}" if c.margin else "")
+            lines.append(f"| {study} | {_cell(c.text)} | {c.type} | {_cell(c.published_text)} | {_cell(rule)} | "
+                         f"{_cell(c.why)} |")
+    return "\n".join(lines) + "\n"
+
+
 def _cell(v) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return ""
@@ -84,3 +102,7 @@ def write_summary(table: pd.DataFrame, csv_path, md_path, *, title_note: str = "
     with atomic_path(md_path) as tmp:
         tmp.write_text("\n".join(lines))
     return df
+
+
+if __name__ == "__main__":  # python -m anatomy.summary: the claims table of docs/studies.md
+    print(claims_table(), end="")

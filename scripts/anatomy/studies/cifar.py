@@ -479,7 +479,7 @@ SANTURKAR = "Santurkar et al. 2018, Sec. 2.1 (VGG on CIFAR-10, 'noisy' BatchNorm
 # but no test-set noise relative to ours, so no published_se is named.
 
 
-def _claims():
+def claims():
     from anatomy.verdicts import Claim
 
     c = lambda key, text, type_, published, source=SOURCE, **kw: Claim(key, "cifar", text, type_, published,  # noqa: E731
@@ -525,7 +525,7 @@ def claims_evidence(summary: "pd.DataFrame", *, base_lr: float) -> list:
     s = summary.copy()
     if "seed" not in s.columns:
         s["seed"] = 0
-    claims, out = _claims(), []
+    cl, out = claims(), []
     b = f"lr{base_lr:g}"
 
     def col(run, column):
@@ -542,31 +542,31 @@ def claims_evidence(summary: "pd.DataFrame", *, base_lr: float) -> list:
     lrs = sorted({float(r.split("lr")[1]) for r in s["run"] if r.startswith("bn_lr")})
     for lr in lrs:
         e = pair(f"bn_lr{lr:g}", f"nobn_lr{lr:g}", "final_train_accuracy", what="training accuracy BN vs no BN")
-        out.append((_at(claims["bn_trains_faster"], lr), e, len(lrs)))
+        out.append((_at(cl["bn_trains_faster"], lr), e, len(lrs)))
     fits = "; ".join(f"lr {lr:g}: BN {col(f'bn_lr{lr:g}', 'final_train_accuracy').pipe(fit_fraction).mean():.2f}, "
                      f"no BN {col(f'nobn_lr{lr:g}', 'final_train_accuracy').pipe(fit_fraction).mean():.2f}"
                      for lr in lrs)
     every = [x for lr in lrs for run in (f"bn_lr{lr:g}", f"nobn_lr{lr:g}")
              for x in fit_fraction(col(run, "final_train_accuracy").dropna())]
-    out.append((claims["convergence"], Evidence(every, ours=fits or "no BN run", finding=fits), 1))
-    out.append((claims["augmentation"], pair(f"aug_{b}", f"bn_{b}", "final_test_accuracy",
+    out.append((cl["convergence"], Evidence(every, ours=fits or "no BN run", finding=fits), 1))
+    out.append((cl["augmentation"], pair(f"aug_{b}", f"bn_{b}", "final_test_accuracy",
                                              what="augmented vs plain test accuracy"), 1))
-    out.append((claims["labels_p0.1"], pair("labels_p0.1", f"bn_{b}", "final_test_accuracy",
+    out.append((cl["labels_p0.1"], pair("labels_p0.1", f"bn_{b}", "final_test_accuracy",
                                             what="p = 0.1 vs clean test accuracy"), 1))
     for key, run, column in (("fixed_permutation", "pixels_fixed_permutation", "final_test_accuracy"),
                              ("random_labels_test", "labels_p1", "final_test_accuracy"),
                              ("random_labels_fitted", "labels_p1", "final_train_accuracy"),
                              ("random_pixels_fitted", "pixels_gaussian_per_image", "final_train_accuracy")):
         v = col(run, column).dropna()
-        out.append((claims[key], Evidence(list(v), ours=f"{v.mean():.3f}" if len(v) else "not run"), 1))
+        out.append((cl[key], Evidence(list(v), ours=f"{v.mean():.3f}" if len(v) else "not run"), 1))
     nb = f"noisybn_{b}"
     e = pair(nb, f"bn_{b}", "test_accuracy_bn_reestimated", what="re-estimated test accuracy noisy BN vs BN")
     off, on = col(nb, "test_accuracy_noise_off").mean(), col(nb, "test_accuracy_noise_on_mean").mean()
     if len(e.values):
         e.details += (f"; noisy BN as trained (noise off, statistics gathered under noise, an evaluation artefact) "
                       f"{off:.3f}, with the noise on {on:.3f}")
-    out.append((claims["noisy_bn_test"], e, 1))
-    out.append((claims["noise_slows_training"], pair(nb, f"bn_{b}", "final_train_accuracy",
+    out.append((cl["noisy_bn_test"], e, 1))
+    out.append((cl["noise_slows_training"], pair(nb, f"bn_{b}", "final_train_accuracy",
                                                      what="training accuracy noisy BN vs BN"), 1))
     return out
 

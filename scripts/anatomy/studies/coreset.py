@@ -605,7 +605,7 @@ SOURCE = "Airbus ship follow-up (synthetic ellipses, residual U-Net)"
 SCORE = "test_score_thresholded"
 
 
-def _claims():
+def claims():
     from anatomy.verdicts import Claim
 
     n, sel, shuf = PUBLISHED["train_size"], PUBLISHED["selected_in_order"], PUBLISHED["selected_shuffled"]
@@ -645,7 +645,7 @@ def claims_evidence(runs: "pd.DataFrame") -> list:
 
     from anatomy.verdicts import Evidence
 
-    claims = _claims()
+    cl = claims()
     r = runs.set_index("run")
     n = int(r["train_pairs"].iloc[0])
     inord, shuf = r.loc["in_order"], r.loc["shuffled"]
@@ -659,26 +659,26 @@ def claims_evidence(runs: "pd.DataFrame") -> list:
     soft = float(inord["test_score_soft_as_published"])
     stop = f"; stop at target: random {scores(rand_s)}" if len(rand_s) else ""
     out = [
-        (claims["pairs_selected"], Evidence([used], ours=f"{used} of {n:,} ({used / n:.1%})"), 1),
-        (claims["order_matters_little"], Evidence([d / used], ours=f"{int(shuf['pairs_used'])} vs {used} "
+        (cl["pairs_selected"], Evidence([used], ours=f"{used} of {n:,} ({used / n:.1%})"), 1),
+        (cl["order_matters_little"], Evidence([d / used], ours=f"{int(shuf['pairs_used'])} vs {used} "
                                                   f"({d / used:+.1%}), from fresh weights"), 1),
-        (claims["soft_score"], Evidence([soft - sel], ours=f"{sel:.4f} thresholded, {soft:.4f} soft",
+        (cl["soft_score"], Evidence([soft - sel], ours=f"{sel:.4f} thresholded, {soft:.4f} soft",
                                         finding="the soft score flatters the model" if soft > sel
                                         else "the soft score does not flatter the model"), 1),
-        (claims["selection_beats_random"],
+        (cl["selection_beats_random"],
          Evidence([sel], list(rand_m[SCORE]), ours=f"{sel - rand_m[SCORE].mean():+.4f}" if len(rand_m) else "not run",
                   finding=f"selected {sel:.4f} vs random subsets {scores(rand_m)}, all after {steps} gradient "
                           f"steps{stop}", unit="models (selection vs random subsets)"), 1),
     ]
     if full_m is not None:
-        out.append((claims["selection_as_good_as_full"],
+        out.append((cl["selection_as_good_as_full"],
                     Evidence([sel], [float(full_m[SCORE])], spread=list(rand_m[SCORE]),
                              ours=f"{sel - float(full_m[SCORE]):+.4f}",
                              finding=f"selected {sel:.4f} vs full set {full_m[SCORE]:.4f} at {steps} steps",
                              details="noise scale: the random subsets' seed-to-seed sd", unit="models"), 1))
     rc = [float(inord["recheck_pass_fraction"]), float(shuf["recheck_pass_fraction"])]
-    out.append((claims["every_pair_passes"], Evidence(rc, ours=f"{rc[0]:.1%} (in order), {rc[1]:.1%} (shuffled)"), 1))
-    out.append((claims["scored_as_published"], Evidence([], ours="inference mode after each epoch",
+    out.append((cl["every_pair_passes"], Evidence(rc, ours=f"{rc[0]:.1%} (in order), {rc[1]:.1%} (shuffled)"), 1))
+    out.append((cl["scored_as_published"], Evidence([], ours="inference mode after each epoch",
                                                         finding=TRAINING_MODE_NOTE), 1))
     return out
 

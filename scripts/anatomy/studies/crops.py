@@ -450,7 +450,7 @@ SOURCE = "stacking-across article (Keras MNIST CNN, 9x9 windows)"
 # (one run) but no test-set noise relative to ours, so no published_se is named.
 
 
-def _claims():
+def claims():
     from anatomy.verdicts import Claim
 
     gain = round(PUBLISHED["best_window"] - PUBLISHED["baseline"], 4)
@@ -478,20 +478,20 @@ def claims_evidence(baseline: "pd.DataFrame", confirm: "pd.DataFrame") -> list:
     (mean over the confirmation seeds; never test), Bonferroni over every window confirmed."""
     from anatomy.verdicts import Evidence
 
-    claims = _claims()
+    cl = claims()
     out = []
     for key, column in (("baseline", "test_accuracy"), ("baseline_as_published", "best_test_accuracy_published_style")):
         v = baseline[column].to_numpy(float)
-        out.append((claims[key], Evidence(list(v), ours=f"{v.mean():.4f}"), 1))
+        out.append((cl[key], Evidence(list(v), ours=f"{v.mean():.4f}"), 1))
     windows = confirm.groupby(["mask", "i", "j"], sort=True)
     for key, mask in (("true_window_beats", "window"), ("published_mask_beats", "as_published")):
         c = confirm[confirm["mask"] == mask]
         if not len(c):
-            out.append((claims[key], Evidence([], ours="not confirmed"), max(1, windows.ngroups)))
+            out.append((cl[key], Evidence([], ours="not confirmed"), max(1, windows.ngroups)))
             continue
         best = c.groupby(["i", "j"])["window_val_accuracy"].mean().sort_index().idxmax()
         d = c[(c["i"] == best[0]) & (c["j"] == best[1])]
-        out.append((claims[key], Evidence(list(d["paired_difference"]), unit="seed pairs",
+        out.append((cl[key], Evidence(list(d["paired_difference"]), unit="seed pairs",
                                           ours=f"{d['paired_difference'].mean():+.4f} at ({best[0]}, {best[1]})",
                                           details=f"window ({best[0]}, {best[1]}) test "
                                                   f"{d['window_test_accuracy'].mean():.4f} vs full image "

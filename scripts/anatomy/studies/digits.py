@@ -558,7 +558,7 @@ def _public_se(p: float) -> float:
     return float(np.sqrt(p * (1 - p) / PUBLIC_IMAGES))
 
 
-def _claims():
+def claims():
     from anatomy.verdicts import Claim
 
     s, e = PUBLISHED["simple"], PUBLISHED["ensemble"]
@@ -601,19 +601,19 @@ def claims_evidence(leaderboard: pd.DataFrame, bootstrap: pd.DataFrame | None = 
     ``ladder.csv`` (the leaderboard's submission where the ladder lacks the rung), the gain paired by seed."""
     from anatomy.verdicts import Evidence
 
-    claims, out = _claims(), []
+    cl, out = claims(), []
     lb = leaderboard.set_index("entry")["test_accuracy"]
     for key, row in (("simple", "step1"), ("ensemble", "ensemble")):
         v = _ladder_seeds(ladder, row) or [float(lb.get(f"submission_{key}", float("nan")))]
         v = [x for x in v if math.isfinite(x)]
-        out.append((claims[key], Evidence(v, ours=f"{np.mean(v):.4f}" if v else "test labels unknown",
+        out.append((cl[key], Evidence(v, ours=f"{np.mean(v):.4f}" if v else "test labels unknown",
                                           details=bootstrap_basis(bootstrap, key)), 1))
     top, base = _ladder_seeds(ladder, "ensemble"), _ladder_seeds(ladder, "step1")
     if not (top and base):
         top = [float(lb.get("submission_ensemble", float("nan")))]
         base = [float(lb.get("submission_simple", float("nan")))]
     d = [a - b for a, b in zip(top, base) if math.isfinite(a - b)]
-    out.append((claims["gain"], Evidence(d, ours=f"{np.mean(d):+.4f}" if d else "test labels unknown",
+    out.append((cl["gain"], Evidence(d, ours=f"{np.mean(d):+.4f}" if d else "test labels unknown",
                                          unit="seed pairs", details=bootstrap_basis(bootstrap, "ensemble - simple")),
                 1))
     return out

@@ -330,7 +330,7 @@ SOURCE = "IIC post (TF2); Ji et al. 2019 for 99.2%"
 # Scored on MNIST's own 10,000 test images, as ours: no test-set noise between the published value and ours.
 
 
-def _claims():
+def claims():
     from anatomy.verdicts import Claim
 
     return {c.key: c for c in (
@@ -351,7 +351,7 @@ def claims_evidence(runs: "pd.DataFrame") -> list:
     transform set 'all' (or the only one); always the loss-selected accuracy (the epoch chosen without labels)."""
     from anatomy.verdicts import Evidence
 
-    claims = _claims()
+    cl = claims()
     sets = list(runs["transform_set"].unique())
     r = runs[runs["transform_set"] == ("all" if "all" in sets else sets[0])]
     out = []
@@ -360,13 +360,13 @@ def claims_evidence(runs: "pd.DataFrame") -> list:
         v = a["loss_selected_accuracy"].to_numpy(float)
         uniform = int(a["at_uniform_point"].sum()) if "at_uniform_point" in a else 0
         label = a["label_selected_accuracy_optimistic"].mean() if len(a) else float("nan")
-        out.append((claims[key], Evidence(list(v), ours=f"{v.mean():.3f}" if len(v) else "not run",
+        out.append((cl[key], Evidence(list(v), ours=f"{v.mean():.3f}" if len(v) else "not run",
                                           finding=f"{uniform} of {len(a)} runs ended at the uniform point"
                                           if uniform else "",
                                           details=f"label-selected (optimistic, never decides) {label:.3f}; "
                                                   f"pair {a['pair'].iloc[0] if 'pair' in a and len(a) else '?'}"), 1))
     g = r.pivot_table(index="seed", columns="alpha", values="loss_selected_accuracy")
     d = (g[10.0] - g[1.0]).dropna() if {1.0, 10.0} <= set(g.columns) else []
-    out.append((claims["alpha10_gain"], Evidence(list(d), ours=f"{np.mean(d):+.3f}" if len(d) else "not run",
+    out.append((cl["alpha10_gain"], Evidence(list(d), ours=f"{np.mean(d):+.3f}" if len(d) else "not run",
                                                  unit="seed pairs"), 1))
     return out
