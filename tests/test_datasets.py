@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from anatomy.config import ConfigError, deep_merge, load_yaml, validate_config
+from anatomy.data import example
 from anatomy.data.own import build_own_dataset, read_own_dataset, write_kaggle_csv
 from anatomy.data.sources import DataError
 from anatomy.io import read_dataset_h5, read_h5_attrs, read_json, sha256_file
@@ -115,6 +116,23 @@ def test_folder_classes_from_config_resize_jpeg_and_hidden_files(tmp_path):
     x, y = ds.splits["train"]
     assert ds.classes == ["cat", "ant", "bee"] and x.shape == (13, 3, 4, 3)
     assert np.bincount(y).tolist() == [4, 5, 4] and y[0] == 0  # cat first, as the config says
+
+
+def test_example_ships_as_written_and_its_signal_sits_in_the_bottom_right(tmp_path):
+    example.write_example(tmp_path)
+    for name in ("train.csv", "test.csv"):
+        assert (tmp_path / name).read_bytes() == (ROOT / "resources" / "example" / name).read_bytes()
+    cfg = deep_merge(load_yaml(ROOT / "config" / "config.yaml"), load_yaml(ROOT / "config" / "datasets" / "example.yaml"))
+    validate_config(cfg, ROOT / "config" / "schema.yaml")
+    spec = {k: (str(ROOT / v) if k in ("train", "test") else v) for k, v in cfg["datasets"]["example"].items()}
+    ds = read_own_dataset(spec)
+    x, y = ds.splits["train"]
+    assert ds.classes == example.CLASSES and x.shape == (300, 16, 16, 1)
+    means = np.stack([x[y == k, ..., 0].mean(0) for k in range(3)])
+    between = means.var(0)  # how much the class means differ, per pixel
+    inside = np.zeros((16, 16), bool)
+    inside[example.SIGNAL] = True
+    assert between[inside].mean() > 5 * between[~inside].mean()  # measured: about 10 times
 
 
 def test_manifest_failure_removes_the_hdf5(tmp_path, monkeypatch):
