@@ -13,6 +13,7 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/datasets.smk"
 include: "rules/crops.smk"
 include: "rules/cifar.smk"
 include: "rules/iic.smk"

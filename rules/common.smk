@@ -137,4 +137,5 @@ def get_final_output():
         f"{RESULTS}/summary.md",
         *digits_final_output(),  # defined in rules/digits.smk
         *coreset_final_output(),  # defined in rules/coreset.smk
+        *datasets_final_output(),  # defined in rules/datasets.smk
     ]

@@ -141,6 +141,31 @@ def semantic_errors(config: dict) -> list[str]:
     if digits.get("source") == "kaggle" and not digits.get("path"):
         out.append("config key 'data.digits.path': required when data.digits.source is 'kaggle' "
                    "(a folder holding the competition's train.csv and test.csv)")
+    return out + dataset_errors(config.get("datasets") or {})
+
+
+# The keys each source of a named dataset needs, and those it also takes.
+DATASET_KEYS = {
+    "npz": (["path"], ["classes"]),
+    "folder": (["path"], ["resize", "classes"]),
+    "csv": (["train", "test", "shape"], ["classes"]),
+}
+
+
+def dataset_errors(datasets: dict) -> list[str]:
+    """Which keys go with which ``datasets.<name>.source``, and the channel count of a csv shape."""
+    out = []
+    for name, spec in datasets.items():
+        if not isinstance(spec, dict) or spec.get("source") not in DATASET_KEYS:
+            continue
+        key, source = f"datasets.{name}", spec["source"]
+        needed, optional = DATASET_KEYS[source]
+        out += [f"config key '{key}.{k}': required when {key}.source is '{source}'" for k in needed if k not in spec]
+        out += [f"config key '{key}.{k}': not used with source '{source}' (it takes {', '.join(needed + optional)})"
+                for k in spec if k not in ["source", *needed, *optional]]
+        shape = spec.get("shape")
+        if source == "csv" and isinstance(shape, list) and len(shape) == 3 and shape[2] not in (1, 3):
+            out.append(f"config key '{key}.shape': {shape} has {shape[2]} channels; use 1 (grey) or 3 (RGB)")
     return out
 
 

@@ -96,12 +96,8 @@ def read_tar_files(archive, names_wanted) -> dict[str, bytes]:
     return out
 
 
-def load_npz_splits(path, *, image_shape: tuple, num_classes: int):
-    """Load a keras-layout npz (x_train, y_train, x_test, y_test) and validate it.
-
-    Grey images may come as N x H x W; they are returned as N x H x W x 1.
-    Labels may be N or N x 1. Raises :class:`DataError` naming the file and array.
-    """
+def read_npz_arrays(path, keys) -> dict:
+    """Read the arrays ``keys`` from an npz file, never unpickling; :class:`DataError` names the file and array."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
@@ -109,33 +105,47 @@ def load_npz_splits(path, *, image_shape: tuple, num_classes: int):
         npz = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as e:
         raise DataError(f"{path}: not a readable .npz file ({e})") from e
-    splits = {}
     with npz:
-        for split in ("train", "test"):
-            xs, ys = f"x_{split}", f"y_{split}"
-            for key in (xs, ys):
-                if key not in npz.files:
-                    raise DataError(f"{path}: missing array '{key}' (has: {', '.join(npz.files) or 'none'})")
+        for key in keys:
+            if key not in npz.files:
+                raise DataError(f"{path}: missing array '{key}' (has: {', '.join(npz.files) or 'none'})")
+        out = {}
+        for key in keys:
             try:
-                x, y = npz[xs], npz[ys]
+                out[key] = npz[key]
             except ValueError as e:  # e.g. an object array: refused, never unpickled
-                raise DataError(f"{path}: array '{xs}' or '{ys}' cannot be read without unpickling ({e})") from e
-            if x.dtype != np.uint8:
-                raise DataError(f"{path}: array '{xs}' has dtype {x.dtype}, expected uint8")
-            if x.ndim == len(image_shape) and image_shape[-1] == 1:
-                x = x[..., None]
-            if x.ndim != len(image_shape) + 1 or tuple(x.shape[1:]) != tuple(image_shape):
-                raise DataError(f"{path}: array '{xs}' has shape {x.shape}, expected (N, {', '.join(map(str, image_shape))})")
-            if y.ndim == 2 and y.shape[1] == 1:
-                y = y[:, 0]
-            if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-                raise DataError(f"{path}: array '{ys}' has shape {y.shape} and dtype {y.dtype}, expected a flat integer vector")
-            if len(x) == 0:
-                raise DataError(f"{path}: array '{xs}' is empty")
-            if len(y) != len(x):
-                raise DataError(f"{path}: '{xs}' has {len(x)} images but '{ys}' has {len(y)} labels")
-            if y.min() < 0 or y.max() >= num_classes:
-                bad = int(np.flatnonzero((y < 0) | (y >= num_classes))[0])
-                raise DataError(f"{path}: array '{ys}' row {bad} holds label {y[bad]}, outside 0..{num_classes - 1}")
-            splits[split] = (np.ascontiguousarray(x), y.astype(np.int64))
+                raise DataError(f"{path}: array '{key}' cannot be read without unpickling ({e})") from e
+    return out
+
+
+def load_npz_splits(path, *, image_shape: tuple, num_classes: int):
+    """Load a keras-layout npz (x_train, y_train, x_test, y_test) and validate it.
+
+    Grey images may come as N x H x W; they are returned as N x H x W x 1.
+    Labels may be N or N x 1. Raises :class:`DataError` naming the file and array.
+    """
+    path = Path(path)
+    arrays = read_npz_arrays(path, ["x_train", "y_train", "x_test", "y_test"])
+    splits = {}
+    for split in ("train", "test"):
+        xs, ys = f"x_{split}", f"y_{split}"
+        x, y = arrays[xs], arrays[ys]
+        if x.dtype != np.uint8:
+            raise DataError(f"{path}: array '{xs}' has dtype {x.dtype}, expected uint8")
+        if x.ndim == len(image_shape) and image_shape[-1] == 1:
+            x = x[..., None]
+        if x.ndim != len(image_shape) + 1 or tuple(x.shape[1:]) != tuple(image_shape):
+            raise DataError(f"{path}: array '{xs}' has shape {x.shape}, expected (N, {', '.join(map(str, image_shape))})")
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"{path}: array '{ys}' has shape {y.shape} and dtype {y.dtype}, expected a flat integer vector")
+        if len(x) == 0:
+            raise DataError(f"{path}: array '{xs}' is empty")
+        if len(y) != len(x):
+            raise DataError(f"{path}: '{xs}' has {len(x)} images but '{ys}' has {len(y)} labels")
+        if y.min() < 0 or y.max() >= num_classes:
+            bad = int(np.flatnonzero((y < 0) | (y >= num_classes))[0])
+            raise DataError(f"{path}: array '{ys}' row {bad} holds label {y[bad]}, outside 0..{num_classes - 1}")
+        splits[split] = (np.ascontiguousarray(x), y.astype(np.int64))
     return splits
