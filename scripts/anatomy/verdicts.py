@@ -275,7 +275,9 @@ def judge(claim: Claim, evidence: Evidence, *, scale: str, comparisons: int = 1,
     name = claim.key.replace("_", " ")
     if claim.type == "reported":
         e = estimate(evidence.values, evidence.reference, name=name)
-        return Verdict(REPORTED, e, _statistic(e, evidence, signed=False), RULES["reported"])
+        stat = "; ".join(x for x in (f"n = {e.n} {_unit(evidence.unit, e.n)}" if e.n else "", evidence.details)
+                         if x)
+        return Verdict(REPORTED, e, stat or "no number: stated", RULES["reported"])
     if claim.type == "fits":
         return _fits(claim, evidence, full)
     two_sided = claim.type in ("equivalence", "noninferiority")
@@ -283,9 +285,10 @@ def judge(claim: Claim, evidence: Evidence, *, scale: str, comparisons: int = 1,
     e = estimate(evidence.values, evidence.reference, name=name, level=level, external_sd=claim.external_sd,
                  spread=evidence.spread)
     rule = RULES[claim.type] + (f"; level {level:.1%} (Bonferroni over {comparisons})" if comparisons > 1 else "")
+    stat = _statistic(e, evidence, signed=claim.type not in ("attainment", "point"))
     if claim.external_sd is not None and e.df == float("inf"):
         rule += f"; one run: external sd {claim.external_sd:g} ({claim.external_sd_source})"
-    stat = _statistic(e, evidence, signed=claim.type not in ("attainment", "point"))
+        stat = stat.replace(f" ± {e.sd:.4f}", f" ± {e.sd:.4f} (the claim's external sd)", 1)
     if not math.isfinite(e.mean):
         return Verdict(NOT_MEASURED, e, stat or "not measured", rule)
     p = claim.published
@@ -358,7 +361,9 @@ def _fits(claim: Claim, evidence: Evidence, full: bool) -> Verdict:
     tau = claim.published
     e = estimate(v, name=claim.key.replace("_", " "))
     rule = RULES["fits"] + f" ({tau:g}); every model below it -> not fitted"
-    stat = _statistic(e, evidence, signed=False) + (f"; {int((v >= tau).sum())} of {v.size} at or above {tau:g}" if v.size else "")
+    stat = (f"{e.name}: " + ", ".join(f"{x:.4f}" for x in v) + f"; {int((v >= tau).sum())} of {v.size} "
+            f"{_unit(evidence.unit, v.size)} at or above {tau:g}" + ("; one run" if v.size == 1 else "")
+            + _dropped(evidence) if v.size else "")
     if v.size == 0:
         return Verdict(NOT_MEASURED, e, stat or "not measured", rule)
     if (v >= tau).all():
@@ -368,14 +373,20 @@ def _fits(claim: Claim, evidence: Evidence, full: bool) -> Verdict:
     return Verdict(NOT_SETTLED, e, stat, rule)
 
 
+def _dropped(evidence: Evidence) -> str:
+    dropped = len(np.ravel(evidence.values)) - len(_finite(evidence.values))
+    return f"; {dropped} NaN run(s) dropped" if dropped else ""
+
+
+def _unit(unit: str, n: int) -> str:
+    return unit.replace("models", "model").replace("pairs", "pair") if n == 1 else unit
+
+
 def _statistic(e: Estimate, evidence: Evidence, *, signed: bool = True) -> str:
     if e.n == 0:
         return ""
-    unit = evidence.unit
+    unit = _unit(evidence.unit, e.n)
     if evidence.reference is not None:
         unit = f"{unit}: {len(_finite(evidence.values))} vs {len(_finite(evidence.reference))}"
     s = e.text(unit=unit, signed=signed)
-    dropped = len(np.ravel(evidence.values)) - len(_finite(evidence.values))
-    if dropped:
-        s += f"; {dropped} NaN run(s) dropped"
-    return s + (f"; {evidence.details}" if evidence.details else "")
+    return s + _dropped(evidence) + (f"; {evidence.details}" if evidence.details else "")
