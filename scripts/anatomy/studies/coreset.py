@@ -158,7 +158,7 @@ def select_coreset(state: Selection, *, score_pairs: Callable, train_on: Callabl
         state.position = min(initial, n)
         metric, epochs = train_on(list(state.selected))
         record(None, metric, epochs, t0)
-    while state.position < n:
+    while state.position < n and all(math.isfinite(r["train_metric"]) for r in state.rows[-1:]):
         t0 = time.perf_counter()
         chunk = order[state.position:state.position + scan_batch]
         scores = np.asarray(score_pairs(chunk))
@@ -171,6 +171,8 @@ def select_coreset(state: Selection, *, score_pairs: Callable, train_on: Callabl
         state.position += k + 1
         metric, epochs = train_on(list(state.selected))
         record(chunk[k], metric, epochs, t0)
+        if not math.isfinite(metric):  # diverged (the training contract's NaN guard): a result, not an error
+            break
     return state
 
 
@@ -214,7 +216,7 @@ def train_until(train_batch, x, y, indices, *, target: float, max_epochs: int, b
             b = np.sort(perm[s:s + batch_size])
             train_batch(*_load(x[b], y[b]))
         metric = float(pair_scores(y[idx], predict(x[idx])).mean())
-        if metric > target:
+        if metric > target or not math.isfinite(metric):
             return metric, epoch + 1
     return metric, max_epochs
 
@@ -298,7 +300,7 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
 
     from anatomy.io import atomic_path, read_dataset_h5, write_json, write_npz
     from anatomy.training.contract import BACKUP_SECONDS, BackupSchedule, install_sigterm_handler, load_backup, \
-        run_fingerprint, save_backup, save_model, write_history_csv
+        run_fingerprint, run_metrics, save_backup, save_model, write_history_csv
     from anatomy.training.step import make_train_step
 
     t_start = time.time()
@@ -315,6 +317,7 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
     fingerprint = run_fingerprint(model, SimpleNamespace(x=x, y=y), 0, {"params": params, "seed": seed,
                                   "shuffle_seed": shuffle_seed, "precision": precision})
     saved = load_backup(model, backup, fingerprint)
+    resumed_from = 0 if saved is None else int(saved["epochs_done"])
     if saved is not None:
         state.set_state(saved["callbacks"][state.name])
         state.rows = list(saved["history"])
@@ -345,13 +348,17 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
                        "train_metric": final_train, "epochs": 0, "seconds": 0.0,
                        "test_score": float(pair_scores(y_test, predict(x_test)).mean())})
     test, arrays = _evaluate(predict, x, y, np.arange(len(x)), x_test, y_test, pass_score, params["keep_predictions"])
-    metrics = {"test": test, "run": "shuffled" if shuffle_seed is not None else "in_order",
+    diverged = not all(math.isfinite(r["train_metric"]) for r in state.rows)
+    # the contract's keys; "epochs" and "resumed from" count the selection's steps (one per addition)
+    metrics = {"test": test, **run_metrics(state.rows, diverged=diverged, max_epochs=None, t_start=t_start,
+                                           resumed_from=resumed_from,
+                                           epochs_run=sum(r["epochs"] for r in state.rows)),
+               "run": "shuffled" if shuffle_seed is not None else "in_order",
                "shuffle_seed": shuffle_seed, "pairs_used": len(state.selected), "train_pairs": int(len(x)),
                "pass_score": pass_score, "train_metric_final": final_train,
-               "epochs_run": int(sum(r["epochs"] for r in state.rows)),
                "gradient_steps": int(sum(r["epochs"] * math.ceil(r["selected"] / params["batch_size"])
                                          for r in state.rows)),
-               "wall_seconds_this_run": round(time.time() - t_start, 3), "params": params, "seed": seed, **device}
+               "params": params, "seed": seed, **device}
     save_model(model, files["model"])
     write_history_csv(files["history"], state.rows)
     with atomic_path(files["selected"]) as tmp:
@@ -442,7 +449,7 @@ def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, k
                            deterministic=deterministic, precision=precision)
     import keras
 
-    from anatomy.io import read_dataset_h5, write_json, write_npz
+    from anatomy.io import read_dataset_h5, write_npz
     from anatomy.training.contract import fit_with_contract
     from anatomy.training.pipeline import ArrayData
 
@@ -490,21 +497,21 @@ def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, k
         arrays.update(a)
         return test
 
-    metrics = fit_with_contract(
-        model, data, epochs=epochs, files=files, callbacks=callbacks, evaluate=evaluate,
+    def finish(m, metrics):
+        steps = metrics["epochs_run"] * steps_per_epoch
+        arrays["indices"] = idx
+        write_npz(files["predictions"], compressed=True, **arrays)
+        return {"gradient_steps": int(steps if budget_steps is None else min(steps, int(budget_steps))),
+                "train_metric_final": float(pair_scores(y[idx], predict(x[idx])).mean())}
+
+    return fit_with_contract(
+        model, data, epochs=epochs, files=files, callbacks=callbacks, evaluate=evaluate, finish=finish,
         info={"run": control_run_name(kind, subset_seed, budget_steps), "budget": budget,
               "init_weights": Path(init_weights).name,
               "budget_steps": None if budget_steps is None else int(budget_steps), "pairs_used": int(len(idx)),
               "train_pairs": int(len(x)), "subset_seed": subset_seed, "pass_score": pass_score,
-              "gradient_steps": None, "params": params, "seed": seed, **device},
+              "params": params, "seed": seed, **device},
     )
-    steps = metrics["epochs_run"] * steps_per_epoch
-    metrics["gradient_steps"] = int(steps if budget_steps is None else min(steps, int(budget_steps)))
-    metrics["train_metric_final"] = float(pair_scores(y[idx], predict(x[idx])).mean())
-    arrays["indices"] = idx
-    write_npz(files["predictions"], compressed=True, **arrays)
-    write_json(files["metrics"], metrics)
-    return metrics
 
 
 # ---------------------------------------------------------------- aggregation (no TensorFlow)

@@ -117,16 +117,17 @@ def train_crops_run(*, mnist_h5, init_weights, files, params: dict, mask=None, t
     def evaluate(m):
         return m.evaluate(*test, batch_size=1000, verbose=0, return_dict=True)
 
-    metrics = fit_with_contract(
+    def finish(m, metrics):
+        write_npz(files["predictions"], val=m.predict(val[0], batch_size=1000, verbose=0), val_labels=y_all[va],
+                  test=m.predict(test[0], batch_size=1000, verbose=0), test_labels=y_test)
+
+    return fit_with_contract(
         model, data, epochs=stop["max_epochs"], files=files, validation=val,
         callbacks=[EvaluateEachEpoch(test, prefix="test_"), PublishedStopping(stop["patience"], stop["ratio"])],
-        evaluate=evaluate,
+        evaluate=evaluate, finish=finish,
         info={"params": params, "seed": seed, "validation": f"{len(va)} images held out from the training set",
               "train_images": int(len(tr)), **device},
     )
-    write_npz(files["predictions"], val=model.predict(val[0], batch_size=1000, verbose=0), val_labels=y_all[va],
-              test=model.predict(test[0], batch_size=1000, verbose=0), test_labels=y_test)
-    return metrics
 
 
 # ---------------------------------------------------------------- aggregation

@@ -270,29 +270,30 @@ def train_digits_model(*, arrays, folds, init_weights, test_labels, files: dict,
             return {"labels": "unknown (competition files)"}
         return score(test_probs["test"], y_test)
 
-    metrics = fit_with_contract(
+    def finish(m, metrics):
+        if "test" not in test_probs:  # diverged: evaluate was skipped, predictions are still written
+            test_probs["test"] = m.predict(scale(x_test), batch_size=1000, verbose=0)
+        out = {"test": test_probs["test"].astype(np.float32)}
+        if params.get("tta") and aug:
+            copies = [out["test"]]
+            xt = tf.constant(scale(x_test))
+            for c in range(params["tta"]):
+                xa = augment_batch(xt, tf.constant([seed, 1_000_000 + c], tf.int64), {**aug, "probability": 1.0})
+                copies.append(m.predict(xa, batch_size=1000, verbose=0))
+            out["test_tta"] = np.mean(copies, axis=0).astype(np.float32)
+        images = split["image"].to_numpy()
+        probs = m.predict(scale(x_all[images]), batch_size=1000, verbose=0).astype(np.float32)
+        out.update(images=images, labels=y_all[images], probs=probs, losses=cross_entropy(probs, y_all[images]),
+                   seen=np.isin(images, tr))
+        write_npz(files["predictions"], **out)
+
+    return fit_with_contract(
         model, data, epochs=params["epochs"], files=files, validation=(scale(x_all[va]), y_all[va]),
-        callbacks=callbacks, evaluate=evaluate,
+        callbacks=callbacks, evaluate=evaluate, finish=finish,
         info={"params": params, "seed": seed, "part": part, "init": init, "train_images": int(len(tr)),
               "validation": f"{len(va)} images held out ({'step 1 split' if part == 'step1' else part})",
               **device},
     )
-    if "test" not in test_probs:  # diverged: evaluate was skipped, predictions are still written
-        test_probs["test"] = model.predict(scale(x_test), batch_size=1000, verbose=0)
-    out = {"test": test_probs["test"].astype(np.float32)}
-    if params.get("tta") and aug:
-        copies = [out["test"]]
-        xt = tf.constant(scale(x_test))
-        for c in range(params["tta"]):
-            xa = augment_batch(xt, tf.constant([seed, 1_000_000 + c], tf.int64), {**aug, "probability": 1.0})
-            copies.append(model.predict(xa, batch_size=1000, verbose=0))
-        out["test_tta"] = np.mean(copies, axis=0).astype(np.float32)
-    images = split["image"].to_numpy()
-    probs = model.predict(scale(x_all[images]), batch_size=1000, verbose=0).astype(np.float32)
-    out.update(images=images, labels=y_all[images], probs=probs, losses=cross_entropy(probs, y_all[images]),
-               seen=np.isin(images, tr))
-    write_npz(files["predictions"], **out)
-    return metrics
 
 
 # ------------------------------------------- aggregation: pure numpy / pandas

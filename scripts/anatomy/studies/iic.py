@@ -159,19 +159,22 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
             self.p_history.append(np.asarray(joint_distribution(tf.constant(za), tf.constant(zt))).round(6).tolist())
 
     evaluate_cb = Evaluate()
-    metrics = fit_with_contract(
+
+    def finish(m, metrics):
+        z, z_over = net_out(x_eval)
+        twins = np.stack([np.asarray(make_twin(x_eval[:6], tf.constant([seed, k], tf.int64), names, tp))[..., 0]
+                          for k in range(3)])
+        write_npz(files["predictions"], z=z, z_over=z_over, labels=y_test,
+                  p_history=np.asarray(evaluate_cb.p_history), examples=x_test[:6, ..., 0], twins=twins)
+
+    return fit_with_contract(
         trainer, data, epochs=params["epochs"], files=files, callbacks=[evaluate_cb], export_model=net,
+        finish=finish,
         info={"params": params, "seed": seed, "transform_set": transform_set, "transforms": list(names),
               "alpha": alpha, "alpha_over": alpha_over, "alpha_warmup_steps": warmup_steps,
               "train_images": int(len(x_train)),
               "evaluation": "MNIST test set; labels used only for Hungarian accuracy", **device},
     )
-    z, z_over = net_out(x_eval)
-    twins = np.stack([np.asarray(make_twin(x_eval[:6], tf.constant([seed, k], tf.int64), names, tp))[..., 0]
-                      for k in range(3)])
-    write_npz(files["predictions"], z=z, z_over=z_over, labels=y_test, p_history=np.asarray(evaluate_cb.p_history),
-              examples=x_test[:6, ..., 0], twins=twins)
-    return metrics
 
 
 # ---------------------------------------------------------------- aggregation (no TensorFlow)

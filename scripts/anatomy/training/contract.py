@@ -271,9 +271,21 @@ def save_model(model, path) -> None:
             tmp.unlink()
 
 
+def run_metrics(history_rows: list, *, diverged: bool, max_epochs: int | None, t_start: float, resumed_from: int,
+                epochs_run: int | None = None) -> dict:
+    """The keys every training's ``metrics.json`` has, whatever its loop: whether it diverged, the epochs
+    run (``epochs_run``, default one per history row) against ``max_epochs``, whether it stopped early, its
+    training and wall seconds and the epoch (or step) a rerun resumed from."""
+    run = len(history_rows) if epochs_run is None else epochs_run
+    return {"diverged": bool(diverged), "epochs_run": int(run), "max_epochs": max_epochs,
+            "stopped_early": bool(max_epochs is not None and run < max_epochs and not diverged),
+            "train_seconds": round(sum(r["seconds"] for r in history_rows), 3),
+            "wall_seconds_this_run": round(time.time() - t_start, 3), "resumed_from_epoch": int(resumed_from)}
+
+
 def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None, callbacks=(),
                       evaluate=None, info: dict | None = None, validation_batch_size: int = 1000,
-                      export_model=None, backup_seconds: float = BACKUP_SECONDS) -> dict:
+                      export_model=None, backup_seconds: float = BACKUP_SECONDS, finish=None) -> dict:
     """Train ``model`` (compiled) on ``data`` and write the contract's outputs.
 
     ``data`` provides ``dataset(start_epoch, epochs)`` and ``steps_per_epoch``
@@ -285,6 +297,10 @@ def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None,
     custom training wrapper). Callbacks with ``get_state``/``set_state`` and a
     ``name`` have their state backed up.
     ``backup_seconds``: the least time between two backups (0: after every epoch).
+    ``finish(model, metrics)`` writes a study's extra outputs (predictions, ...)
+    and may return more metrics; it runs after training and evaluation and
+    before ``metrics.json``, and the backup is deleted last, so a job killed
+    while it runs loses only that step: the rerun resumes from the final backup.
     """
     t_start = time.time()
     if model.optimizer is not None and not model.optimizer.built:
@@ -320,17 +336,11 @@ def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None,
                   callbacks=cbs, shuffle=False, verbose=0)
     diverged = any(not math.isfinite(r.get("loss", 0.0)) for r in history_rows)
     test = evaluate(model) if (evaluate is not None and not diverged) else {}
-    metrics = {
-        "test": test,
-        "diverged": diverged,
-        "epochs_run": len(history_rows),
-        "max_epochs": epochs,
-        "stopped_early": len(history_rows) < epochs and not diverged,
-        "train_seconds": round(sum(r["seconds"] for r in history_rows), 3),
-        "wall_seconds_this_run": round(time.time() - t_start, 3),
-        "resumed_from_epoch": start,
-    }
+    metrics = {"test": test, **run_metrics(history_rows, diverged=diverged, max_epochs=epochs, t_start=t_start,
+                                           resumed_from=start)}
     metrics.update(info or {})
+    if finish is not None:
+        metrics.update(finish(model, metrics) or {})
     save_model(model if export_model is None else export_model, files["model"])
     write_history_csv(files["history"], history_rows)
     write_json(files["metrics"], metrics)  # last: the job is complete once it exists
