@@ -33,10 +33,10 @@ def test_a_configfile_is_merged_over_the_quick_config(tmp_path):
 
 def test_full_config_rules_use_the_full_datasets():
     c = plan.load_config(ROOT / "config" / "full.yaml")
-    counts = {"crops_baseline": 3, "cifar_train": 26, "digits_train": 18, "coreset_select": 2}
+    counts = {"crops_baseline": 3, "cifar_train": 78, "digits_train": 18, "coreset_select": 2}
     rules = {r["rule"]: r for r in plan.training_rules(c, counts, selected_fraction=plan.PUBLISHED_SELECTED_FRACTION)}
     assert rules["crops_baseline"]["images_per_epoch"] == 60_000 - c["crops"]["validation_size"]
-    assert rules["cifar_train"]["images_per_epoch"] == 50_000 and rules["cifar_train"]["jobs"] == 26
+    assert rules["cifar_train"]["images_per_epoch"] == 50_000 and rules["cifar_train"]["jobs"] == 78
     fold, step1 = rules["digits_train (fold)"], rules["digits_train (step1)"]
     assert fold["images_per_epoch"] == 42_000 * (c["digits"]["step2"]["folds"] - 1) // 5 and fold["jobs"] == 10
     assert step1["jobs"] == 2 and step1["epochs"] == c["digits"]["step1"]["epochs"] != fold["epochs"]
