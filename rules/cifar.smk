@@ -43,6 +43,7 @@ def cifar_runs():
 
 
 CIFAR_RUNS = cifar_runs()
+CIFAR_SEEDS = config["cifar"]["seeds"]
 CIFAR_DATA = [f"{RESULTS}/data/cifar10/manifest.json"]
 
 
@@ -92,16 +93,33 @@ rule cifar_pixel_variant:
         "../scripts/cifar_variant.py"
 
 
+# One file per seed: every run of that seed (BN or not, noisy, augmented, corrupted) starts from its
+# kernels, so the comparisons pair like with like.
+rule cifar_initial_weights:
+    output:
+        f"{RESULTS}/cifar/init/seed{{seed}}.weights.h5",
+    log:
+        f"{RESULTS}/logs/cifar/init_seed{{seed}}.log",
+    conda:
+        CONDA_ENV
+    params:
+        model="vgg_like",
+        kwargs={**config["cifar"]["model"], "batchnorm": False},
+    script:
+        "../scripts/init_weights.py"
+
+
 rule cifar_train:
     input:
         unpack(cifar_variant_input),
         manifest=CIFAR_DATA,
+        init=f"{RESULTS}/cifar/init/seed{{seed}}.weights.h5",
     output:
-        **run_outputs(f"{RESULTS}/cifar/runs/{{run}}"),
+        **run_outputs(f"{RESULTS}/cifar/runs/{{run}}/seed{{seed}}"),
     log:
-        f"{RESULTS}/logs/cifar/{{run}}.log",
+        f"{RESULTS}/logs/cifar/{{run}}_seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/cifar/{{run}}.tsv"
+        f"{RESULTS}/benchmarks/cifar/{{run}}_seed{{seed}}.tsv"
     wildcard_constraints:
         run="|".join(map(re.escape, CIFAR_RUNS)) or "none",  # escaped: names such as bn_lr1e+06
     conda:
@@ -117,8 +135,8 @@ rule cifar_train:
             k: config["cifar"][k]
             for k in ("train_size", "batch_size", "epochs", "weight_decay")
         },
-        backup=lambda wc: f"{RESUME}/cifar/{wc.run}",
-        seed=config["seed"],
+        backup=lambda wc: f"{RESUME}/cifar/{wc.run}/seed{wc.seed}",
+        seed=lambda wc: int(wc.seed),
     script:
         "../scripts/train_cifar.py"
 
@@ -136,8 +154,16 @@ CIFAR_FIGURES = {
 
 rule cifar_aggregate:
     input:
-        histories=expand(f"{RESULTS}/cifar/runs/{{run}}/history.csv", run=CIFAR_RUNS),
-        metrics=expand(f"{RESULTS}/cifar/runs/{{run}}/metrics.json", run=CIFAR_RUNS),
+        histories=expand(
+            f"{RESULTS}/cifar/runs/{{run}}/seed{{seed}}/history.csv",
+            run=CIFAR_RUNS,
+            seed=CIFAR_SEEDS,
+        ),
+        metrics=expand(
+            f"{RESULTS}/cifar/runs/{{run}}/seed{{seed}}/metrics.json",
+            run=CIFAR_RUNS,
+            seed=CIFAR_SEEDS,
+        ),
         labels=[
             s["variant"]
             for s in CIFAR_RUNS.values()
@@ -171,6 +197,7 @@ rule cifar_aggregate:
         CONDA_ENV
     params:
         base_lr=config["cifar"]["base_lr"],
+        figure_seed=CIFAR_SEEDS[0],
         provenance=f"data: CIFAR-10 {data_label('cifar10')} | config: {SCALE}",
     script:
         "../scripts/cifar_aggregate.py"

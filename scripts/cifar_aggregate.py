@@ -9,5 +9,5 @@ with log_step(snakemake):
     hist, summary = collect(inp.histories, inp.metrics)
     summary.to_csv(out.summary, index=False, float_format="%.4f")
     label_table(inp.labels).to_csv(out.label_table, index=False, float_format="%.4f")
-    aggregate_figures(hist, summary, out, base_lr=p.base_lr, provenance=p.provenance)
+    aggregate_figures(hist, summary, out, base_lr=p.base_lr, seed=p.figure_seed, provenance=p.provenance)
     print(summary.to_string())

@@ -1,4 +1,4 @@
-"""Rule cifar_train: one VGG-like run (BN or not, learning rate, noise, augmentation, variant)."""
+"""Rule cifar_train: one VGG-like run (BN or not, learning rate, noise, augmentation, variant) of one seed."""
 from anatomy.logs import contract_files, log_step
 
 with log_step(snakemake):
@@ -15,6 +15,6 @@ with log_step(snakemake):
         manifest=snakemake.input.manifest[0],
         files=contract_files(snakemake, ("model", "history", "metrics")),
         spec=snakemake.params.spec, model_cfg=snakemake.params.model, train_cfg=snakemake.params.train,
-        variant=variant, threads=snakemake.threads, seed=snakemake.params.seed,
+        init_weights=snakemake.input.init, variant=variant, threads=snakemake.threads, seed=snakemake.params.seed,
         deterministic=snakemake.params.deterministic, precision=snakemake.params.precision,
     )

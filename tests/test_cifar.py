@@ -112,17 +112,22 @@ def test_run_summary_has_the_three_noisy_bn_accuracies_nan_without_noise():
 
 
 def test_aggregation_writes_the_three_noisy_bn_columns_without_tensorflow(tmp_path):
-    """scripts/cifar_aggregate.py, as the rule runs it (a stand-in ``snakemake`` object), in a fresh process."""
+    """scripts/cifar_aggregate.py, as the rule runs it (a stand-in ``snakemake`` object), in a fresh process,
+    on two seeds of each run (folders <run>/seed<s>); seed 1's accuracies sit 0.1 below seed 0's."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     runs = {"bn_lr0.05": {"spec": {"batchnorm": True}, "test": {"accuracy": 0.5, "accuracy_bn_reestimated": 0.55}},
             "nobn_lr0.05": {"spec": {"batchnorm": False}, "test": {"accuracy": 0.45}},
             "noisybn_lr0.05": _noisy_metrics()}
+    seeds = [0, 1]
     for name, m in runs.items():
-        (tmp_path / name).mkdir()
-        _history(m["test"]["accuracy"]).to_csv(tmp_path / name / "history.csv", index=False)
-        (tmp_path / name / "metrics.json").write_text(json.dumps(m))
+        for seed in seeds:
+            (tmp_path / name / f"seed{seed}").mkdir(parents=True)
+            h = _history(m["test"]["accuracy"])
+            h[["accuracy", "test_accuracy"]] -= 0.1 * seed
+            h.to_csv(tmp_path / name / f"seed{seed}" / "history.csv", index=False)
+            (tmp_path / name / f"seed{seed}" / "metrics.json").write_text(json.dumps(m))
     figures = ["bn_lr", "noisy_bn", "augmentation", "labels", "pixels", "corruptions_train", "corruptions_test"]
     driver = f"""
 import runpy, sys
@@ -135,13 +140,13 @@ class Named(dict):  # like Snakemake's named lists: by attribute and by key
 
 
 t = {str(tmp_path)!r}
-names = {list(runs)!r}
+names = [f"{{n}}/seed{{s}}" for n in {list(runs)!r} for s in {seeds!r}]
 sm = SimpleNamespace(
     input=SimpleNamespace(histories=[f"{{t}}/{{n}}/history.csv" for n in names],
                           metrics=[f"{{t}}/{{n}}/metrics.json" for n in names], labels=[]),
     output=Named(summary=f"{{t}}/summary.csv", label_table=f"{{t}}/labels.csv",
                  **{{f: f"{{t}}/{{f}}.png" for f in {figures!r}}}),
-    params=SimpleNamespace(base_lr=0.05, provenance="data: test | config: tiny"), log=[])
+    params=SimpleNamespace(base_lr=0.05, figure_seed=0, provenance="data: test | config: tiny"), log=[])
 runpy.run_path({str(root / "scripts" / "cifar_aggregate.py")!r}, init_globals={{"snakemake": sm}})
 assert "tensorflow" not in sys.modules, "the aggregation imported TensorFlow"
 """
@@ -150,7 +155,15 @@ assert "tensorflow" not in sys.modules, "the aggregation imported TensorFlow"
 
     p = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    s = pd.read_csv(tmp_path / "summary.csv").set_index("run")
+    table = pd.read_csv(tmp_path / "summary.csv")
+    assert len(table) == len(runs) * len(seeds) and sorted(set(table["seed"])) == seeds  # one row per run and seed
+    assert list(table.columns[:2]) == ["run", "seed"]
+    # the verdicts pair by seed: BN - no BN training accuracy, one difference per seed
+    faster = {c.key: e for c, e, _ in cifar.claims_evidence(table, base_lr=0.05)}["bn_trains_faster_lr0.05"]
+    assert faster.values == pytest.approx([0.0, 0.0]) and faster.unit == "seed pairs"
+    assert table.groupby("run")["final_test_accuracy"].apply(lambda v: v.max() - v.min()).to_numpy() == \
+        pytest.approx(0.1)
+    s = table[table["seed"] == 0].set_index("run")
     assert s.loc["noisybn_lr0.05", "test_accuracy_noise_off"] == pytest.approx(0.166)
     assert s.loc["noisybn_lr0.05", "test_accuracy_noise_on_mean"] == pytest.approx(0.5)
     assert s.loc["noisybn_lr0.05", "test_accuracy_noise_on_sd"] == pytest.approx(0.02)
@@ -233,7 +246,8 @@ def test_tiny_workflow_runs_every_cifar_sub_experiment(tiny_workflow):
     assert labels.loc[0, "redrawn_fraction"] == 1.0 and 0.8 < labels.loc[0, "changed_fraction"] < 1.0
     for name in ("bn_lr", "noisy_bn", "augmentation", "labels", "pixels", "corruptions_train", "corruptions_test"):
         assert (r / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
-    m = json.loads((r / "runs" / "noisybn_lr0.05" / "metrics.json").read_text())
+    m = json.loads((r / "runs" / "noisybn_lr0.05" / "seed0" / "metrics.json").read_text())
+    assert m["seed"] == 0 and m["init"]["file"] == "results/cifar/init/seed0.weights.h5" and set(s["seed"]) == {0}
     assert m["spec"]["noise"] == {"shift": 1.0, "scale_max": 2.0} and m["noise_at_test_time"] is False
     # the three noisy-BN test accuracies, side by side; NaN for runs without noise
     noisy = s.set_index("run").loc["noisybn_lr0.05"]
@@ -245,6 +259,37 @@ def test_tiny_workflow_runs_every_cifar_sub_experiment(tiny_workflow):
     assert 0 <= s.set_index("run").loc["bn_lr0.05", "test_accuracy_bn_reestimated"] <= 1  # the like-for-like BN
     with np.load(r / "variants" / "pixels_fixed_permutation.npz") as v:
         assert "test_images" in v.files and len(v["train_index"]) == 200
+
+
+def test_every_setting_of_a_seed_starts_from_that_seeds_kernels(tmp_path):
+    """BN, no BN and noisy BN nets built from one seed's file share every conv and dense kernel (the net without
+    BN starts exactly from the file); another seed's file gives other kernels."""
+    from anatomy.models.vgg import vgg_like
+    from anatomy.training.init_weights import write_initial_weights
+
+    cfg = {"widths": [4, 8], "convs_per_block": 1, "dense": 6}
+    for seed in (0, 1):
+        write_initial_weights("vgg_like", tmp_path / f"seed{seed}.weights.h5", seed=seed,
+                              kwargs={**cfg, "batchnorm": False})
+    nets = {}
+    for name, kw in {"bn": {}, "nobn": {"batchnorm": False}, "noisy": {"noise": {"shift": 1.0, "scale_max": 2.0}},
+                     "other_seed": {}}.items():
+        nets[name] = vgg_like(**cfg, **kw)
+        f = tmp_path / ("seed1.weights.h5" if name == "other_seed" else "seed0.weights.h5")
+        init = cifar.start_from(nets[name], f, cfg)
+        assert init["file"] == str(f) and len(init["fingerprint"]) == 16
+
+    def kernels(m):
+        return [np.asarray(layer.kernel) for layer in cifar._weighted(m)]
+
+    for name in ("nobn", "noisy"):
+        assert all(np.array_equal(a, b) for a, b in zip(kernels(nets["bn"]), kernels(nets[name]), strict=True))
+    assert not any(np.array_equal(a, b) for a, b in zip(kernels(nets["bn"]), kernels(nets["other_seed"])))
+    ref = vgg_like(**cfg, batchnorm=False)
+    ref.load_weights(tmp_path / "seed0.weights.h5")
+    assert all(np.array_equal(a, b) for a, b in zip(ref.get_weights(), nets["nobn"].get_weights(), strict=True))
+    with pytest.raises(ValueError, match="does not match"):
+        cifar.start_from(vgg_like(**{**cfg, "dense": 7}), tmp_path / "seed0.weights.h5", cfg)
 
 
 def _tiny_noisy_net(seed=0):

@@ -33,18 +33,18 @@ def test_a_configfile_is_merged_over_the_quick_config(tmp_path):
 
 def test_full_config_rules_use_the_full_datasets():
     c = plan.load_config(ROOT / "config" / "full.yaml")
-    counts = {"crops_baseline": 3, "cifar_train": 26, "digits_train": 18, "coreset_select": 2}
+    counts = {"crops_baseline": 3, "cifar_train": 78, "digits_train": 27, "coreset_select": 2}
     rules = {r["rule"]: r for r in plan.training_rules(c, counts, selected_fraction=plan.PUBLISHED_SELECTED_FRACTION)}
     assert rules["crops_baseline"]["images_per_epoch"] == 60_000 - c["crops"]["validation_size"]
-    assert rules["cifar_train"]["images_per_epoch"] == 50_000 and rules["cifar_train"]["jobs"] == 26
+    assert rules["cifar_train"]["images_per_epoch"] == 50_000 and rules["cifar_train"]["jobs"] == 78
     fold, step1 = rules["digits_train (fold)"], rules["digits_train (step1)"]
-    assert fold["images_per_epoch"] == 42_000 * (c["digits"]["step2"]["folds"] - 1) // 5 and fold["jobs"] == 10
-    assert step1["jobs"] == 2 and step1["epochs"] == c["digits"]["step1"]["epochs"] != fold["epochs"]
-    assert rules["digits_train (ladder)"]["jobs"] == 6
+    assert fold["images_per_epoch"] == 42_000 * (c["digits"]["step2"]["folds"] - 1) // 5 and fold["jobs"] == 15
+    assert step1["jobs"] == 3 and step1["epochs"] == c["digits"]["step1"]["epochs"] != fold["epochs"]
+    assert rules["digits_train (ladder)"]["jobs"] == 9
     digits = {r for r in rules if r.startswith("digits_train")}
     assert set(rules) - digits == set(counts) - {"digits_train"}  # rules without jobs are left out
     with pytest.raises(RuntimeError, match="digits_train"):  # a config that disagrees with the dry run
-        plan.training_rules(c, {**counts, "digits_train": 17}, selected_fraction=0.1)
+        plan.training_rules(c, {**counts, "digits_train": 26}, selected_fraction=0.1)
 
 
 @pytest.mark.workflow

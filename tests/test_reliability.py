@@ -186,11 +186,11 @@ def test_killed_trainings_resume_and_a_fresh_run_reproduces_the_tiny_workflow(ti
     seeds = wf.config["crops"]["baseline"]["seeds"]
     crops = {s: f"crops/baseline/seed{s}" for s in seeds}
     iic_run, selection = "iic/all/a1_o1/seed0", "coreset/select/in_order"
-    wf.run("results/digits/submissions/submission_simple.csv", "results/cifar/runs/bn_lr0.05/metrics.json",
-           f"results/cifar/runs/{diverging}/metrics.json", "results/data/mnist.h5",
+    wf.run("results/digits/submissions/submission_simple.csv", "results/cifar/runs/bn_lr0.05/seed0/metrics.json",
+           f"results/cifar/runs/{diverging}/seed0/metrics.json", "results/data/mnist.h5",
            *[f"results/crops/init/seed{s}.weights.h5" for s in seeds], "results/coreset/init/seed0.weights.h5",
            "results/data/ellipses/train.h5", "results/data/ellipses/test.h5")
-    for r in ("digits/step1/seed0", "cifar/runs/bn_lr0.05"):
+    for r in ("digits/step1/seed0", "cifar/runs/bn_lr0.05/seed0"):
         new, ref = results / r, tiny_workflow.path / "results" / r
         assert _without_timings(json.loads((new / "metrics.json").read_text())) == \
             _without_timings(json.loads((ref / "metrics.json").read_text())), r
@@ -198,11 +198,11 @@ def test_killed_trainings_resume_and_a_fresh_run_reproduces_the_tiny_workflow(ti
         pd.testing.assert_frame_equal(h_new, h_ref, obj=r)
     sub = "digits/submissions/submission_simple.csv"
     assert (results / sub).read_bytes() == (tiny_workflow.path / "results" / sub).read_bytes()
-    m = json.loads((results / "cifar" / "runs" / diverging / "metrics.json").read_text())
+    m = json.loads((results / "cifar" / "runs" / diverging / "seed0" / "metrics.json").read_text())
     assert m["diverged"] is True and m["test"] == {} and m["stopped_early"] is False
-    hist = pd.read_csv(results / "cifar" / "runs" / diverging / "history.csv")
+    hist = pd.read_csv(results / "cifar" / "runs" / diverging / "seed0" / "history.csv")
     assert len(hist) >= 1 and not np.isfinite(hist["loss"].iloc[-1])
-    assert (results / "cifar" / "runs" / diverging / "model.keras").exists()
+    assert (results / "cifar" / "runs" / diverging / "seed0" / "model.keras").exists()
 
     # Three kills, one after the other: each when its training has backed up and is still running.
     def started(run):
@@ -336,7 +336,8 @@ def test_every_kind_of_saved_model_loads_in_keras_safe_mode(tiny_workflow):
 
     r = tiny_workflow.path / "results"
     for run, shape in [("crops/baseline/seed1", (2, 28, 28, 1)), ("digits/step1/seed0", (2, 28, 28, 1)),
-                       ("cifar/runs/noisybn_lr0.05", (2, 32, 32, 3)), ("cifar/runs/nobn_lr0.05", (2, 32, 32, 3)),
+                       ("cifar/runs/noisybn_lr0.05/seed0", (2, 32, 32, 3)),
+                       ("cifar/runs/nobn_lr0.05/seed0", (2, 32, 32, 3)),
                        ("iic/all/a1_o1/seed0", (2, 28, 28, 1)), ("coreset/control/full", None)]:
         model = keras.saving.load_model(r / run / "model.keras", safe_mode=True, compile=False)
         x = np.zeros(shape or (2, *model.input_shape[1:]), "float32")

@@ -54,11 +54,14 @@ def one_panel(histories: dict, column: str, ylabel: str, out_png, *, title: str,
     save(fig, out_png)
 
 
-def aggregate_figures(hist: dict, summary, out, *, base_lr: float, provenance: str) -> None:
-    """Every figure of rule cifar_aggregate, from the runs' histories and ``summary.csv``."""
-    from anatomy.studies.cifar import figure_groups, noisy_bn_points
+def aggregate_figures(hist: dict, summary, out, *, base_lr: float, seed: int, provenance: str) -> None:
+    """Every figure of rule cifar_aggregate from the runs of one seed: ``hist`` keyed by (run, seed) and
+    ``summary.csv`` (every seed); the subtitle names the seed shown."""
+    from anatomy.studies.cifar import figure_groups, noisy_bn_points, one_seed
 
-    g, prov = figure_groups(hist, base_lr), provenance
+    n = summary["seed"].nunique()
+    hist, summary = one_seed(hist, summary, seed)
+    g, prov = figure_groups(hist, base_lr), f"{provenance} | curves: seed {seed} (summary.csv: {n} seeds)"
     three_panels(g["bn_lr"]["curves"], out["bn_lr"], styles=g["bn_lr"]["styles"], colors=g["bn_lr"]["colors"],
                  title="BatchNorm (solid) vs no BatchNorm (dashed), plain SGD at constant learning rates",
                  provenance=prov)

@@ -107,9 +107,36 @@ def apply_variant(index, x, y, variant: dict | None, split: str):
 
 # ---------------------------------------------------------------- training
 
-def train_cifar_run(*, manifest, files, spec: dict, model_cfg: dict, train_cfg: dict, variant=None, threads: int,
-                    seed: int, deterministic: bool, precision: str = "float32") -> dict:
-    """Train one VGG-like run under the training contract; test accuracy recorded every epoch."""
+def start_from(model, init_weights, model_cfg: dict) -> dict:
+    """Set ``model``'s conv and dense weights from a seed's initial-weights file (the net of ``model_cfg``
+    without BN): every setting of that seed, BN or not, noisy or not, starts from the same kernels;
+    BN's own weights keep their constant start. Returns the record metrics.json keeps."""
+    from anatomy.models.vgg import vgg_like
+    from anatomy.training.init_weights import weights_fingerprint
+
+    ref = vgg_like(**model_cfg, batchnorm=False, weight_decay=0.0)
+    ref.load_weights(init_weights)
+    src, dst = _weighted(ref), _weighted(model)
+    if [a.kernel.shape for a in src] != [b.kernel.shape for b in dst]:
+        raise ValueError(f"{init_weights} does not match {model.name}'s conv and dense layers")
+    for a, b in zip(src, dst):
+        b.kernel.assign(a.kernel)
+        if b.bias is not None:
+            b.bias.assign(a.bias)
+    return {"file": str(init_weights), "fingerprint": weights_fingerprint(ref.get_weights())}
+
+
+def _weighted(model) -> list:
+    """The conv and dense layers of ``model``, in order."""
+    from keras import layers
+
+    return [layer for layer in model.layers if isinstance(layer, (layers.Conv2D, layers.Dense))]
+
+
+def train_cifar_run(*, manifest, files, spec: dict, model_cfg: dict, train_cfg: dict, init_weights, variant=None,
+                    threads: int, seed: int, deterministic: bool, precision: str = "float32") -> dict:
+    """Train one VGG-like run under the training contract, from its seed's initial weights and in its
+    seed's data order; test accuracy recorded every epoch."""
     from anatomy.training.setup import configure_tensorflow
 
     device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic, precision=precision)
@@ -136,6 +163,7 @@ def train_cifar_run(*, manifest, files, spec: dict, model_cfg: dict, train_cfg: 
     model = vgg_like(widths=tuple(model_cfg["widths"]), convs_per_block=model_cfg["convs_per_block"],
                      dense=model_cfg["dense"], batchnorm=spec["batchnorm"], noise=spec.get("noise"),
                      weight_decay=train_cfg["weight_decay"])
+    init = start_from(model, init_weights, model_cfg)
     model.compile(optimizer=keras.optimizers.SGD(spec["learning_rate"]),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
@@ -160,8 +188,8 @@ def train_cifar_run(*, manifest, files, spec: dict, model_cfg: dict, train_cfg: 
         model, data, epochs=train_cfg["epochs"], files=files, callbacks=[EvaluateEachEpoch(test, prefix="test_",
                                                                                            batch_size=500)],
         evaluate=evaluate,
-        info={"spec": spec, "model": model_cfg, "train": train_cfg, "seed": seed, "train_images": int(n),
-              "test_images": int(len(y_te)),
+        info={"spec": spec, "model": model_cfg, "train": train_cfg, "seed": seed, "init": init,
+              "train_images": int(n), "test_images": int(len(y_te)),
               "variant": variant.get("description") if variant else None,
               "noise_at_test_time": False, **device},
     )
@@ -334,8 +362,9 @@ def epochs_to(history, column: str, level: float):
 
 
 def collect(histories, metrics) -> tuple[dict, "pd.DataFrame"]:
-    """Each run's history (keyed by its run folder's name, the rule's ``{run}``) and the summary table,
-    one row per run, from the runs' ``history.csv`` and ``metrics.json`` paths (in the same order)."""
+    """Each run's history keyed by (run, seed), from its folder ``<run>/seed<s>`` (the rule's wildcards),
+    and the summary table, one row per run and seed, from the runs' ``history.csv`` and ``metrics.json``
+    paths (in the same order)."""
     import json
     from pathlib import Path
 
@@ -343,10 +372,18 @@ def collect(histories, metrics) -> tuple[dict, "pd.DataFrame"]:
 
     hist, rows = {}, []
     for h_path, m_path in zip(histories, metrics, strict=True):
-        name = Path(h_path).parent.name
-        hist[name] = pd.read_csv(h_path)
-        rows.append(run_summary(name, hist[name], json.loads(Path(m_path).read_text())))
+        folder = Path(h_path).parent
+        key = (folder.parent.name, int(folder.name.removeprefix("seed")))
+        hist[key] = pd.read_csv(h_path)
+        rows.append({"run": key[0], "seed": key[1],
+                     **run_summary(key[0], hist[key], json.loads(Path(m_path).read_text()))})
     return hist, pd.DataFrame(rows)
+
+
+def one_seed(hist: dict, summary: "pd.DataFrame", seed: int) -> tuple[dict, "pd.DataFrame"]:
+    """The histories (keyed by run) and summary rows of one seed: what the figures show."""
+    return ({run: h for (run, s), h in hist.items() if s == seed},
+            summary[summary["seed"] == seed].reset_index(drop=True))
 
 
 LABEL_TABLE_COLUMNS = ["p", "images", "redrawn_fraction", "changed_fraction"]

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from anatomy.io import atomic_path, write_npz
+from anatomy.training.init_weights import weights_fingerprint
 
 N_CLASSES = 10
 SIDE = 28
@@ -181,16 +182,6 @@ def fold_init_seed(seed: int, fold: int) -> int:
 
 def fold_init_seeds(seed: int, n_folds: int) -> list[int]:
     return [fold_init_seed(seed, k) for k in range(n_folds)]
-
-
-def weights_fingerprint(arrays) -> str:
-    """A short sha256 of a model's weights (shapes, dtypes and values): equal only for equal starts."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
 
 
 def write_fold_initial_weights(paths, seeds, *, model: str = "cnn_medium") -> list[str]:
