@@ -66,7 +66,7 @@ rule cifar_label_variant:
     params:
         seed=config["seed"],
     script:
-        "../scripts/cifar_variant.py"
+        "../scripts/cifar/variant.py"
 
 
 rule cifar_pixel_variant:
@@ -90,7 +90,7 @@ rule cifar_pixel_variant:
     params:
         seed=config["seed"],
     script:
-        "../scripts/cifar_variant.py"
+        "../scripts/cifar/variant.py"
 
 
 # One file per seed: every run of that seed (BN or not, noisy, augmented, corrupted) starts from its
@@ -106,7 +106,7 @@ rule cifar_initial_weights:
         model="vgg_like",
         kwargs={**config["cifar"]["model"], "batchnorm": False},
     script:
-        "../scripts/init_weights.py"
+        "../scripts/shared/init_weights.py"
 
 
 rule cifar_train:
@@ -138,7 +138,7 @@ rule cifar_train:
         backup=lambda wc: f"{RESUME}/cifar/{wc.run}/seed{wc.seed}",
         seed=lambda wc: int(wc.seed),
     script:
-        "../scripts/train_cifar.py"
+        "../scripts/cifar/train.py"
 
 
 CIFAR_FIGURES = {
@@ -200,4 +200,4 @@ rule cifar_aggregate:
         figure_seed=CIFAR_SEEDS[0],
         provenance=f"data: CIFAR-10 {data_label('cifar10')} | config: {SCALE}",
     script:
-        "../scripts/cifar_aggregate.py"
+        "../scripts/cifar/aggregate.py"

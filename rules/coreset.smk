@@ -60,7 +60,7 @@ rule coreset_initial_weights:
         model="residual_unet",
         train=coreset_train_params(),
     script:
-        "../scripts/coreset_init.py"
+        "../scripts/coreset/init_weights.py"
 
 
 rule coreset_select:
@@ -96,7 +96,7 @@ rule coreset_select:
         backup=lambda wc: f"{RESUME}/coreset/select/{wc.order}",
         seed=config["seed"],
     script:
-        "../scripts/train_coreset.py"
+        "../scripts/coreset/train.py"
 
 
 rule coreset_control:
@@ -129,7 +129,7 @@ rule coreset_control:
         backup=lambda wc: f"{RESUME}/coreset/control/{wc.control}",
         seed=config["seed"],
     script:
-        "../scripts/train_coreset.py"
+        "../scripts/coreset/train.py"
 
 
 rule coreset_control_matched:
@@ -163,7 +163,7 @@ rule coreset_control_matched:
         backup=lambda wc: f"{RESUME}/coreset/control/{wc.control}_matched_steps",
         seed=config["seed"],
     script:
-        "../scripts/train_coreset.py"
+        "../scripts/coreset/train.py"
 
 
 CORESET_FIGURES = {
@@ -228,4 +228,4 @@ rule coreset_aggregate:
         scale=SCALE,
         provenance=f"data: synthetic ellipses, {config['data']['ellipses']['image_size']} px | config: {SCALE}",
     script:
-        "../scripts/coreset_aggregate.py"
+        "../scripts/coreset/aggregate.py"

@@ -24,7 +24,7 @@ rule crops_initial_weights:
     params:
         model="mnist_cnn",
     script:
-        "../scripts/init_weights.py"
+        "../scripts/shared/init_weights.py"
 
 
 rule crops_baseline:
@@ -49,7 +49,7 @@ rule crops_baseline:
         backup=lambda wc: f"{RESUME}/crops/baseline/seed{wc.seed}",
         data_seed=config["seed"],
     script:
-        "../scripts/train_crops.py"
+        "../scripts/crops/train.py"
 
 
 def crops_like_baseline_dir(seed):
@@ -83,7 +83,7 @@ rule crops_baseline_window_batch:
         backup=lambda wc: f"{RESUME}/crops/baseline_window_batch/seed{wc.seed}",
         data_seed=config["seed"],
     script:
-        "../scripts/train_crops.py"
+        "../scripts/crops/train.py"
 
 
 rule crops_baseline_curves:
@@ -107,7 +107,7 @@ rule crops_baseline_curves:
         seeds=config["crops"]["baseline"]["seeds"],
         provenance=f"data: MNIST {data_label('mnist')} | config: {SCALE}",
     script:
-        "../scripts/plot_crops_baseline.py"
+        "../scripts/crops/baseline_figure.py"
 
 
 rule crops_mask:
@@ -152,7 +152,7 @@ rule crops_window:
         data_seed=config["seed"],
         seed=config["seed"],
     script:
-        "../scripts/train_crops.py"
+        "../scripts/crops/train.py"
 
 
 CROPS_FIGURES = {
@@ -201,7 +201,7 @@ rule crops_aggregate:
         top=config["crops"]["confirm"]["top"],
         provenance=f"data: MNIST {data_label('mnist')} | config: {SCALE}",
     script:
-        "../scripts/crops_aggregate.py"
+        "../scripts/crops/aggregate.py"
 
 
 checkpoint crops_select:
@@ -216,7 +216,7 @@ checkpoint crops_select:
     params:
         top=config["crops"]["confirm"]["top"],
     script:
-        "../scripts/crops_select.py"
+        "../scripts/crops/select.py"
 
 
 rule crops_confirm:
@@ -244,7 +244,7 @@ rule crops_confirm:
         backup=lambda wc: f"{RESUME}/crops/confirm/{wc.mask}/s{wc.size}_i{wc.i}_j{wc.j}/seed{wc.seed}",
         data_seed=config["seed"],
     script:
-        "../scripts/train_crops.py"
+        "../scripts/crops/train.py"
 
 
 def crops_confirm_histories(wildcards):
@@ -302,7 +302,7 @@ rule crops_verdict:
             "window": config["crops"]["window"]["batch_size"],
         },
     script:
-        "../scripts/crops_verdict.py"
+        "../scripts/crops/verdict.py"
 
 
 rule crops_stacking:
@@ -335,4 +335,4 @@ rule crops_stacking:
         seed=config["seed"],
         provenance=f"data: MNIST {data_label('mnist')} | config: {SCALE}",
     script:
-        "../scripts/crops_stacking.py"
+        "../scripts/crops/stacking.py"

@@ -15,7 +15,7 @@ rule mnist_h5:
     params:
         mnist=config["data"]["mnist"],
     script:
-        "../scripts/build_mnist.py"
+        "../scripts/data/mnist.py"
 
 
 rule cifar10_tfrecords:
@@ -37,7 +37,7 @@ rule cifar10_tfrecords:
     params:
         cifar10=config["data"]["cifar10"],
     script:
-        "../scripts/build_cifar10.py"
+        "../scripts/data/cifar10.py"
 
 
 rule digits_csv:
@@ -57,7 +57,7 @@ rule digits_csv:
         digits=config["data"]["digits"],
         seed=config["seed"],
     script:
-        "../scripts/build_digits.py"
+        "../scripts/data/digits.py"
 
 
 rule ellipses_h5:
@@ -76,4 +76,4 @@ rule ellipses_h5:
         ellipses=config["data"]["ellipses"],
         seed=config["seed"],
     script:
-        "../scripts/build_ellipses.py"
+        "../scripts/data/ellipses.py"

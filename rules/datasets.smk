@@ -32,4 +32,4 @@ rule dataset:
     params:
         dataset=lambda wc: DATASETS[wc.name],
     script:
-        "../scripts/build_dataset.py"
+        "../scripts/data/dataset.py"

@@ -114,7 +114,7 @@ rule digits_arrays:
     resources:
         mem_mb=3000,
     script:
-        "../scripts/digits_arrays.py"
+        "../scripts/digits/arrays.py"
 
 
 rule digits_folds:
@@ -132,7 +132,7 @@ rule digits_folds:
         folds=config["digits"]["step2"]["folds"],
         seed=config["seed"],
     script:
-        "../scripts/digits_folds.py"
+        "../scripts/digits/folds.py"
 
 
 # The single models of one seed (step 1 and the ladder's rungs 2-4) share one start, so the
@@ -147,7 +147,7 @@ rule digits_initial_weights:
     params:
         model="cnn_medium",
     script:
-        "../scripts/init_weights.py"
+        "../scripts/shared/init_weights.py"
 
 
 # Each fold model starts from its own weights, seeded by (seed, fold), as the kernel initialised
@@ -169,7 +169,7 @@ rule digits_fold_initial_weights:
             for k in range(config["digits"]["step2"]["folds"])
         ],
     script:
-        "../scripts/digits_fold_init.py"
+        "../scripts/digits/fold_init_weights.py"
 
 
 def digits_run_kind(run):
@@ -219,7 +219,7 @@ rule digits_train:
         backup=lambda wc: f"{RESUME}/digits/{wc.run}/seed{wc.seed}",
         init_seed=digits_train_init_seed,
     script:
-        "../scripts/digits_train.py"
+        "../scripts/digits/train.py"
 
 
 rule digits_submission:
@@ -240,7 +240,7 @@ rule digits_submission:
     params:
         key=lambda wc: "test_tta" if wc.name == "tta" else "test",
     script:
-        "../scripts/digits_submission.py"
+        "../scripts/digits/submission.py"
 
 
 rule digits_validate_submission:
@@ -256,7 +256,7 @@ rule digits_validate_submission:
     conda:
         CONDA_ENV
     script:
-        "../scripts/digits_validate.py"
+        "../scripts/digits/validate.py"
 
 
 rule digits_leaderboard:
@@ -281,7 +281,7 @@ rule digits_leaderboard:
     params:
         names=digits_submissions(),
     script:
-        "../scripts/digits_leaderboard.py"
+        "../scripts/digits/leaderboard.py"
 
 
 rule digits_ladder_table:
@@ -298,7 +298,7 @@ rule digits_ladder_table:
         seeds=digits_ladder_seeds(),
         folds=config["digits"]["step2"]["folds"],
     script:
-        "../scripts/digits_ladder.py"
+        "../scripts/digits/ladder.py"
 
 
 rule digits_hardest:
@@ -313,7 +313,7 @@ rule digits_hardest:
     params:
         top=config["digits"]["hardest"]["top"],
     script:
-        "../scripts/digits_hardest.py"
+        "../scripts/digits/hardest.py"
 
 
 rule digits_bootstrap:
@@ -338,7 +338,7 @@ rule digits_bootstrap:
         bootstrap=config["digits"]["bootstrap"],
         seed=config["seed"],
     script:
-        "../scripts/digits_bootstrap.py"
+        "../scripts/digits/bootstrap.py"
 
 
 def digits_figure_input(wc):
@@ -380,7 +380,7 @@ rule digits_figure:
         ),
         provenance=DIGITS_PROVENANCE,
     script:
-        "../scripts/digits_figure.py"
+        "../scripts/digits/figure.py"
 
 
 # Opt-in, never part of `rule all` or the tests: send a validated submission to

@@ -60,7 +60,7 @@ rule iic_train:
         train=iic_train_params(),
         backup=lambda wc: f"{RESUME}/iic/{wc.tset}/a{wc.alpha}_o{wc.alpha_over}/seed{wc.seed}",
     script:
-        "../scripts/train_iic.py"
+        "../scripts/iic/train.py"
 
 
 IIC_FIGURES = {
@@ -116,4 +116,4 @@ rule iic_aggregate:
         overclusters=config["iic"]["overclusters"],
         provenance=f"data: MNIST {data_label('mnist')} (labels only to score) | config: {SCALE}",
     script:
-        "../scripts/iic_aggregate.py"
+        "../scripts/iic/aggregate.py"

@@ -33,4 +33,4 @@ rule summary:
         },
         cifar_base_lr=config["cifar"]["base_lr"],
     script:
-        "../scripts/summary.py"
+        "../scripts/shared/summary.py"

@@ -112,7 +112,7 @@ def test_run_summary_has_the_three_noisy_bn_accuracies_nan_without_noise():
 
 
 def test_aggregation_writes_the_three_noisy_bn_columns_without_tensorflow(tmp_path):
-    """scripts/cifar_aggregate.py, as the rule runs it (a stand-in ``snakemake`` object), in a fresh process,
+    """scripts/cifar/aggregate.py, as the rule runs it (a stand-in ``snakemake`` object), in a fresh process,
     on two seeds of each run (folders <run>/seed<s>); seed 1's accuracies sit 0.1 below seed 0's."""
     from pathlib import Path
 
@@ -147,7 +147,7 @@ sm = SimpleNamespace(
     output=Named(summary=f"{{t}}/summary.csv", label_table=f"{{t}}/labels.csv",
                  **{{f: f"{{t}}/{{f}}.png" for f in {figures!r}}}),
     params=SimpleNamespace(base_lr=0.05, figure_seed=0, provenance="data: test | config: tiny"), log=[])
-runpy.run_path({str(root / "scripts" / "cifar_aggregate.py")!r}, init_globals={{"snakemake": sm}})
+runpy.run_path({str(root / "scripts" / "cifar" / "aggregate.py")!r}, init_globals={{"snakemake": sm}})
 assert "tensorflow" not in sys.modules, "the aggregation imported TensorFlow"
 """
     import subprocess

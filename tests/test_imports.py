@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 
@@ -12,9 +13,12 @@ import pytest
 from conftest import ROOT
 
 # Rule scripts that build a model, write TFRecords or initial weights: TensorFlow is their job.
-TRAINING = {"train_cifar.py", "train_coreset.py", "train_crops.py", "train_iic.py", "digits_train.py",
-            "init_weights.py", "coreset_init.py", "digits_fold_init.py", "build_cifar10.py"}
-SCRIPTS = sorted(p.name for p in (ROOT / "scripts").glob("*.py") if p.name not in TRAINING)
+TRAINING = {"cifar/train.py", "coreset/train.py", "crops/train.py", "iic/train.py", "digits/train.py",
+            "shared/init_weights.py", "coreset/init_weights.py", "digits/fold_init_weights.py", "data/cifar10.py"}
+# the rule scripts: scripts/<study>/<step>.py (scripts/anatomy/ is the package)
+RULE_SCRIPTS = {str(p.relative_to(ROOT / "scripts")) for p in (ROOT / "scripts").glob("*/*.py")
+                if p.parent.name != "anatomy"}
+SCRIPTS = sorted(RULE_SCRIPTS - TRAINING)
 
 
 def _imports(path) -> list[str]:
@@ -35,5 +39,13 @@ def test_non_training_rule_scripts_do_not_import_tensorflow(script):
 
 
 def test_the_list_of_training_scripts_is_current():
-    names = {p.name for p in (ROOT / "scripts").glob("*.py")}
-    assert TRAINING <= names, TRAINING - names
+    assert TRAINING <= RULE_SCRIPTS, TRAINING - RULE_SCRIPTS
+
+
+def test_every_rule_script_sits_in_its_study_folder_and_every_one_is_used():
+    """One naming scheme: scripts/<study>/<step>.py, each named by exactly the rules that run it."""
+    assert not list((ROOT / "scripts").glob("*.py")), "a rule script outside scripts/<study>/"
+    used = set()
+    for smk in (ROOT / "rules").glob("*.smk"):
+        used |= set(re.findall(r'"\.\./scripts/([\w/]+\.py)"', smk.read_text()))
+    assert used == RULE_SCRIPTS, (RULE_SCRIPTS - used, used - RULE_SCRIPTS)
