@@ -18,6 +18,14 @@ from anatomy.config import deep_merge as deep_update  # noqa: E402
 from anatomy.plan import parse_job_counts  # noqa: E402  (used by the tests)
 
 
+def h5_attrs(path) -> dict:
+    """The attributes of a dataset file (source, sha256, classes), as plain Python values."""
+    import h5py
+
+    with h5py.File(path, "r", locking=False) as f:
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()}
+
+
 def write_tiny_npz(path, *, kind: str, n_train: int, n_test: int) -> Path:
     """A small labelled set cut from the embedded samples (real images, so models learn)."""
     src = np.load(ROOT / "resources" / f"{kind}_sample.npz")

@@ -384,16 +384,6 @@ def test_margin_verdict_words_and_rule():
 
 
 # ---- TensorFlow parts
-def test_keras_metric_agrees_with_numpy():
-    pytest.importorskip("tensorflow")
-    rng = np.random.default_rng(0)
-    y = (rng.random((6, 16, 16, 1)) > 0.7).astype(np.float32)
-    y[0] = 0
-    p = np.clip(y * 0.8 + rng.random(y.shape) * 0.4, 0, 1).astype(np.float32)
-    p[0] = 0.1
-    assert float(coreset.score_keras(y, p)) == pytest.approx(coreset.pair_scores(y, p).mean(), abs=1e-6)
-
-
 def test_the_compiled_step_selects_exactly_the_pairs_train_on_batch_selects():
     """The selection's speed-up (one trace for every batch size, no per-call overhead) changes no result:
     from the same weights and dropout seeds, both steps select the same pairs after the same epochs."""

@@ -110,9 +110,3 @@ def read_dataset_h5(path, split: str):
         raise ValueError(f"{path}: split '{split}' has {len(x)} images but {len(y)} labels")
     return x, y
 
-
-def read_h5_attrs(path) -> dict:
-    import h5py
-
-    with h5py.File(path, "r", locking=False) as f:
-        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()}

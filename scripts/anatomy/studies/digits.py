@@ -182,10 +182,6 @@ def fold_init_seed(seed: int, fold: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def fold_init_seeds(seed: int, n_folds: int) -> list[int]:
-    return [fold_init_seed(seed, k) for k in range(n_folds)]
-
-
 def weights_fingerprint(arrays) -> str:
     """A short sha256 of a model's weights (shapes, dtypes and values): equal only for equal starts."""
     h = hashlib.sha256()
