@@ -69,7 +69,7 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
 
 
 def write_dataset_h5(path, splits: dict, *, source: str, sha256: str, classes) -> None:
-    """Write ``{"train": (x, y), "test": (x, y)}`` to HDF5 (DESIGN.md, "Dataset files").
+    """Write ``{"train": (x, y), "test": (x, y)}`` to HDF5 (docs/design.md, "Dataset files").
 
     ``x`` is uint8 N x H x W x C, ``y`` integer labels or uint8 masks. Chunked
     (a few hundred images per chunk) and gzip-compressed.
