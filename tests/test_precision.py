@@ -1,4 +1,4 @@
-"""Mixed precision as a config option (issue 12): every model computes in the chosen
+"""Mixed precision as a config option: every model computes in the chosen
 dtype with float32 outputs, trains, and every run records the choice."""
 
 from __future__ import annotations

@@ -390,7 +390,7 @@ def test_not_a_tar_gz(tmp_path):
         read_tar_files(arc, ["a.bin"])
 
 
-# --------------------------------------------------------------------- issue 11: empty split, no network
+# --------------------------------------------------------------------- empty splits, no network
 
 
 def test_read_dataset_h5_empty_split_names_path_and_split(tmp_path):

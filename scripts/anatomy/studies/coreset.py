@@ -349,7 +349,7 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
 
 
 def control_indices(kind: str, n_train: int, *, size: int | None = None, seed: int | None = None) -> np.ndarray:
-    """(a)/(d) ``random``: a seeded subset of ``size`` pairs; (b) ``full``: every pair."""
+    """``random``: a seeded subset of ``size`` pairs (one per control seed); ``full``: every pair."""
     if kind == "full":
         return np.arange(n_train)
     if kind == "random":
