@@ -11,6 +11,7 @@ import pytest
 from anatomy.data import ellipses
 from anatomy import verdicts
 from anatomy.studies import coreset
+from conftest import assert_figure
 
 SECTION = {"train_size": 50, "test_size": 10, "image_size": 48, "radius": [10, 20], "rectangle": [10, 40]}
 
@@ -515,4 +516,4 @@ def test_tiny_workflow_writes_every_coreset_output(tiny_workflow):
         assert (run / "model.keras").stat().st_size > 0
     assert not [f for f in (tiny_workflow.path / "results" / ".resume" / "coreset").rglob("*") if f.is_file()]
     for name in ("pairs", "selected_vs_scanned", "score_vs_size", "selected_grid", "predictions", "recheck"):
-        assert (r / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+        assert_figure(r / "figures" / f"{name}.png")

@@ -17,7 +17,7 @@ import pytest
 
 from anatomy import verdicts as v
 from anatomy.studies import digits as d
-from conftest import ROOT, Workflow, tiny_config
+from conftest import ROOT, Workflow, assert_figure, tiny_config
 
 HAVE_TF = importlib.util.find_spec("tensorflow") is not None
 needs_tf = pytest.mark.skipif(not HAVE_TF, reason="TensorFlow is not installed")
@@ -540,7 +540,7 @@ def test_tiny_workflow_writes_every_digits_output(tiny_workflow):
     assert len(hard) == 20 and hard["oof_loss"].is_monotonic_decreasing
     assert hard["overlap_of_top_lists"].nunique() == 1 and hard["in_sample_mean_loss"].notna().all()
     for f in DIGITS_FIGURES:
-        assert (dg / "figures" / f"{f}.png").read_bytes()[:4] == b"\x89PNG", f
+        assert_figure(dg / "figures" / f"{f}.png")
     run = dg / "cv" / "fold0" / "seed0"
     hist = pd.read_csv(run / "history.csv")
     assert hist["epoch"].tolist() == [1, 2] and hist["lr"].round(6).tolist() == [0.002, 0.0002]

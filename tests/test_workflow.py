@@ -10,7 +10,7 @@ import h5py
 import pandas as pd
 import pytest
 
-from conftest import ROOT, Workflow, parse_job_counts, tiny_config
+from conftest import ROOT, Workflow, assert_figure, parse_job_counts, tiny_config
 
 pytestmark = pytest.mark.workflow
 
@@ -44,8 +44,7 @@ def test_tiny_run_writes_every_output_and_they_parse(tiny_workflow):
     log = (r / "logs" / "crops" / "baseline_seed1.log").read_text()
     assert "epoch 2/2" in log and "\r" not in log
     assert (r / "benchmarks" / "crops" / "baseline_seed1.tsv").exists()
-    png = (r / "crops" / "figures" / "baseline_curves.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_figure(r / "crops" / "figures" / "baseline_curves.png")
     assert not (r / ".resume" / "crops" / "baseline" / "seed1").exists()  # backup removed once complete
 
 
