@@ -148,6 +148,13 @@ class Workflow:
         p = self.run("-n", *args)
         return parse_job_counts(p.stdout + p.stderr)
 
+    def dry_run_jobs_under(self, config: dict, folder: Path, *args) -> dict:
+        """Job counts of a dry run under ``config``, written to ``folder`` and passed with --configfile:
+        the working folder, its own config file and its results stay as they are (a shared fixture's too)."""
+        path = Path(folder) / "config.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return self.dry_run_jobs("--configfile", str(path), *args)
+
 
 @pytest.fixture(scope="session")
 def tiny_workflow(tmp_path_factory):
