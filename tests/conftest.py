@@ -18,6 +18,27 @@ from anatomy.config import deep_merge as deep_update  # noqa: E402
 from anatomy.plan import parse_job_counts  # noqa: E402  (used by the tests)
 
 
+def h5_attrs(path) -> dict:
+    """The attributes of a dataset file (source, sha256, classes), as plain Python values."""
+    import h5py
+
+    with h5py.File(path, "r", locking=False) as f:
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()}
+
+
+def assert_figure(path, *, min_size=(300, 200), min_colours=16) -> None:
+    """A figure a reader can use: a PNG that opens, at least ``min_size`` (width, height) pixels,
+    and not blank (its pixels vary, in more than ``min_colours`` distinct colours)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        assert im.format == "PNG", f"{path}: {im.format}, not a PNG"
+        assert im.size[0] >= min_size[0] and im.size[1] >= min_size[1], f"{path}: {im.size} pixels"
+        rgb = np.asarray(im.convert("RGB"), dtype=np.uint32)
+    colours = len(np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]))
+    assert rgb.std() > 0 and colours > min_colours, f"{path}: blank ({colours} distinct colours)"
+
+
 def write_tiny_npz(path, *, kind: str, n_train: int, n_test: int) -> Path:
     """A small labelled set cut from the embedded samples (real images, so models learn)."""
     src = np.load(ROOT / "resources" / f"{kind}_sample.npz")
@@ -126,6 +147,13 @@ class Workflow:
         """Job counts per rule from a dry run ({} when nothing is to be done)."""
         p = self.run("-n", *args)
         return parse_job_counts(p.stdout + p.stderr)
+
+    def dry_run_jobs_under(self, config: dict, folder: Path, *args) -> dict:
+        """Job counts of a dry run under ``config``, written to ``folder`` and passed with --configfile:
+        the working folder, its own config file and its results stay as they are (a shared fixture's too)."""
+        path = Path(folder) / "config.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return self.dry_run_jobs("--configfile", str(path), *args)
 
 
 @pytest.fixture(scope="session")

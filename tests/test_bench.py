@@ -16,7 +16,7 @@ def test_forward_flops_of_the_mnist_cnn_match_a_hand_count():
     conv1 = 26 * 26 * 32 * 3 * 3 * 1 * 2
     conv2 = 24 * 24 * 64 * 3 * 3 * 32 * 2
     dense = 12 * 12 * 64 * 128 * 2 + 128 * 10 * 2
-    assert bench.forward_flops(m) == conv1 + conv2 + dense  # about 24 MFLOP, as the issue says
+    assert bench.forward_flops(m) == conv1 + conv2 + dense  # about 24 MFLOP
     assert bench.training_flops(m) == 3 * (conv1 + conv2 + dense) - conv1
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from anatomy.studies import cifar
+from conftest import assert_figure
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 1.0])
@@ -172,7 +173,7 @@ assert "tensorflow" not in sys.modules, "the aggregation imported TensorFlow"
     assert s.loc[["bn_lr0.05", "nobn_lr0.05"], "test_accuracy_noise_off"].isna().all()
     assert s.loc["bn_lr0.05", "test_accuracy_bn_reestimated"] == pytest.approx(0.55)
     assert np.isnan(s.loc["nobn_lr0.05", "test_accuracy_bn_reestimated"])
-    assert (tmp_path / "noisy_bn.png").read_bytes()[:4] == b"\x89PNG"
+    assert_figure(tmp_path / "noisy_bn.png")
     # the figure's end-of-training markers come from the same table
     points = cifar.noisy_bn_points(s.reset_index(), 0.05)
     assert [v[1] for v in points.values()] == pytest.approx([0.5, 0.61, 0.55])
@@ -245,7 +246,7 @@ def test_tiny_workflow_runs_every_cifar_sub_experiment(tiny_workflow):
     labels = pd.read_csv(r / "label_corruption.csv")
     assert labels.loc[0, "redrawn_fraction"] == 1.0 and 0.8 < labels.loc[0, "changed_fraction"] < 1.0
     for name in ("bn_lr", "noisy_bn", "augmentation", "labels", "pixels", "corruptions_train", "corruptions_test"):
-        assert (r / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+        assert_figure(r / "figures" / f"{name}.png")
     m = json.loads((r / "runs" / "noisybn_lr0.05" / "seed0" / "metrics.json").read_text())
     assert m["seed"] == 0 and m["init"]["file"] == "results/cifar/init/seed0.weights.h5" and set(s["seed"]) == {0}
     assert m["spec"]["noise"] == {"shift": 1.0, "scale_max": 2.0} and m["noise_at_test_time"] is False

@@ -188,7 +188,7 @@ def test_unknown_int_and_str_keys_together():
     assert "'colour'" in msg and "'1'" in msg
 
 
-# --------------------------------------------------------------------- issue 11, item 6: more cases, named keys
+# --------------------------------------------------------------------- more cases, each error naming its key
 
 
 @pytest.mark.parametrize("dotted", ["crops__grids__window__rows", "crops__grids__as_published__cols",

@@ -11,6 +11,7 @@ import pytest
 from anatomy.data import ellipses
 from anatomy import verdicts
 from anatomy.studies import coreset
+from conftest import assert_figure
 
 SECTION = {"train_size": 50, "test_size": 10, "image_size": 48, "radius": [10, 20], "rectangle": [10, 40]}
 
@@ -313,16 +314,7 @@ def test_the_other_claims_are_reported_or_judged_with_their_type():
     assert set(v["verdict"]) <= set(verdicts.WORDS)
 
 
-def test_keras_metric_agrees_with_numpy():
-    pytest.importorskip("tensorflow")
-    rng = np.random.default_rng(0)
-    y = (rng.random((6, 16, 16, 1)) > 0.7).astype(np.float32)
-    y[0] = 0
-    p = np.clip(y * 0.8 + rng.random(y.shape) * 0.4, 0, 1).astype(np.float32)
-    p[0] = 0.1
-    assert float(coreset.score_keras(y, p)) == pytest.approx(coreset.pair_scores(y, p).mean(), abs=1e-6)
-
-
+# ---- TensorFlow parts
 def test_the_compiled_step_selects_exactly_the_pairs_train_on_batch_selects():
     """The selection's speed-up (one trace for every batch size, no per-call overhead) changes no result:
     from the same weights and dropout seeds, both steps select the same pairs after the same epochs."""
@@ -454,4 +446,4 @@ def test_tiny_workflow_writes_every_coreset_output(tiny_workflow):
         assert (run / "model.keras").stat().st_size > 0
     assert not [f for f in (tiny_workflow.path / "results" / ".resume" / "coreset").rglob("*") if f.is_file()]
     for name in ("pairs", "selected_vs_scanned", "score_vs_size", "selected_grid", "predictions", "recheck"):
-        assert (r / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+        assert_figure(r / "figures" / f"{name}.png")

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from anatomy.studies import crops
+from conftest import assert_figure
 
 
 def test_as_published_mask_at_0_14_zeroes_exactly_rows_9_27_of_columns_23_27():
@@ -204,7 +205,7 @@ def test_tiny_workflow_writes_the_crops_tables_and_figures(tiny_workflow):
     assert len(stacking) == 5 and stacking["test_accuracy"].between(0, 1).all()
     for name in ["heatmap_window", "heatmap_as_published", "importance", "examples", "masks_compared",
                  "ink_vs_accuracy", "curves", "stacking", "baseline_curves"]:
-        assert (r / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+        assert_figure(r / "figures" / f"{name}.png")
     mask = np.load(r / "masks" / "window" / "s9_i0_j14.npy")
     assert mask.shape == (28, 28) and mask.sum() == 81
     m = json.loads((r / "window" / "s9_i0_j14" / "metrics.json").read_text())

@@ -1,4 +1,4 @@
-"""Mixed precision as a config option (issue 12): every model computes in the chosen
+"""Mixed precision as a config option: every model computes in the chosen
 dtype with float32 outputs, trains, and every run records the choice."""
 
 from __future__ import annotations
@@ -95,14 +95,9 @@ def test_float32_is_the_default_and_unknown_policies_are_refused(reset_policy):
 
 
 @pytest.mark.workflow
-def test_changing_precision_reruns_the_trainings_only(tiny_workflow):
+def test_changing_precision_reruns_the_trainings_only(tiny_workflow, tmp_path):
     """Training jobs (and what reads them) rerun; data, masks and initial weights do not."""
-    wf, original = tiny_workflow, tiny_workflow.config
-    try:
-        wf.write_config(tiny_config({"precision": "mixed_bfloat16"}))
-        jobs = wf.dry_run_jobs()
-    finally:
-        wf.write_config(original)
+    jobs = tiny_workflow.dry_run_jobs_under(tiny_config({"precision": "mixed_bfloat16"}), tmp_path)
     # (crops_confirm follows once the checkpoint crops_select has rerun: a dry run cannot list it)
     trainings = {"crops_baseline", "crops_window", "cifar_train", "iic_train", "digits_train", "coreset_select", "coreset_control", "coreset_control_matched"}
     assert trainings <= set(jobs), jobs

@@ -1,10 +1,10 @@
-"""Issue 11 (reliability): a killed workflow, parallel readers of one HDF5 file, determinism,
+"""Reliability: a killed workflow, parallel readers of one HDF5 file, determinism,
 divergence inside the workflow, and nothing unpickled or loaded unsafely.
 
 The training contract's own promises (SIGKILL / SIGTERM mid-epoch, NaN loss) are
 tested in test_training.py, config validation in test_config.py and the data
-files in test_sources.py, test_digits.py and test_cifar10.py; the README's
-"Reliability" section lists which test covers which promise.
+files in test_sources.py, test_digits.py and test_cifar10.py; docs/reliability.md
+lists the promises.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, Workflow, parse_job_counts, tiny_config
+from conftest import ROOT, TINY, Workflow, parse_job_counts, tiny_config
 
 # --------------------------------------------------------------------- helpers
 
@@ -80,7 +81,7 @@ def _newest_backup_epoch(folder: Path) -> int:
     return max(done, default=0)
 
 
-# --------------------------------------------------------------------- item 4: parallel readers of one HDF5 file
+# --------------------------------------------------------------------- parallel readers of one HDF5 file
 
 
 def _write_small_h5(path):
@@ -116,7 +117,7 @@ def test_hdf5_readers_take_no_file_lock(tmp_path):
     (another job, or a file system that refuses locks) cannot make a reader fail."""
     import h5py
 
-    from anatomy.io import read_dataset_h5, read_h5_attrs
+    from anatomy.io import read_dataset_h5
 
     path = tmp_path / "d.h5"
     _write_small_h5(path)
@@ -128,11 +129,10 @@ def test_hdf5_readers_take_no_file_lock(tmp_path):
             h5py.File(path, "r", locking=True).close()
         x, y = read_dataset_h5(path, "train")
         assert x.shape == (20, 28, 28, 1) and len(y) == 20
-        assert read_h5_attrs(path)["source"] == "t"
     assert _sha256(path) == before
 
 
-# ------------------------------------------------- items 2, 4, 5, 10: killed trainings, a fresh run vs the fixture
+# --------------------------------------------------------------- killed trainings, a fresh run vs the fixture
 
 DIVERGING_LR = 1e6  # plain SGD without BatchNorm: the loss is NaN within the first epoch
 
@@ -157,7 +157,7 @@ def _kill_when(wf: Workflow, targets: list, ready, log: Path, timeout: float = 3
     while _group_alive(p.pid):
         assert time.time() - t0 < 30, f"jobs survived the kill: {_group_alive(p.pid)}"
         time.sleep(0.1)
-    wf.run("--unlock")  # the killed snakemake could not remove its lock (the README says the same)
+    wf.run("--unlock")  # the killed snakemake could not remove its lock (docs/reliability.md says the same)
 
 
 def _same_history(new: Path, ref: Path, rows: int | None = None) -> None:
@@ -166,30 +166,78 @@ def _same_history(new: Path, ref: Path, rows: int | None = None) -> None:
     pd.testing.assert_frame_equal(h_new.iloc[:rows], h_ref.iloc[:rows], check_exact=False, rtol=1e-5, obj=str(new))
 
 
-@pytest.mark.workflow
-def test_killed_trainings_resume_and_a_fresh_run_reproduces_the_tiny_workflow(tiny_workflow, tmp_path):
-    """Item 10: trainings of three kinds and a submission, rebuilt from scratch in a new folder, equal the
-    session's tiny run (metrics.json apart from timings, history.csv apart from the seconds column, the
-    submission byte for byte). Item 5: a diverging run ends cleanly inside the workflow.
+CROPS_SEEDS = TINY["crops"]["baseline"]["seeds"]
+CROPS_RUNS = [f"crops/baseline/seed{s}" for s in CROPS_SEEDS]
+IIC_RUN, SELECTION = "iic/all/a1_o1/seed0", "coreset/select/in_order"
+DIVERGING = f"cifar/runs/nobn_lr{DIVERGING_LR:g}/seed0"
 
-    Item 2: three kinds of training are killed mid-run with SIGKILL to snakemake and its jobs: the two
-    crops baselines (the training contract), an IIC run (its own train step inside the contract) and the
-    coreset selection (its own loop and state). The next `snakemake` runs only the jobs whose outputs are
-    missing, each resumes after its last backed-up epoch or step, every finished output is left untouched,
-    and the resumed IIC run and selection equal the fixture's uninterrupted ones. Item 4: the resumed
-    crops trainings read mnist.h5 while this test holds an exclusive lock on it.
-    """
-    diverging = f"nobn_lr{DIVERGING_LR:g}"
-    wf = Workflow(tmp_path, tiny_config({"crops": {"stopping": {"max_epochs": 5}},
-                                         "cifar": {"lr_grid": [0.05, DIVERGING_LR]}}))
-    results, resume = wf.path / "results", wf.path / "results" / ".resume"
-    seeds = wf.config["crops"]["baseline"]["seeds"]
-    crops = {s: f"crops/baseline/seed{s}" for s in seeds}
-    iic_run, selection = "iic/all/a1_o1/seed0", "coreset/select/in_order"
+
+@pytest.fixture(scope="module")
+def fresh_run(tmp_path_factory):
+    """A new folder in which trainings of three kinds, a submission and a diverging CIFAR run are built
+    from scratch (with the data and initial weights the killed trainings below need)."""
+    wf = Workflow(tmp_path_factory.mktemp("fresh"), tiny_config({"crops": {"stopping": {"max_epochs": 5}},
+                                                                 "cifar": {"lr_grid": [0.05, DIVERGING_LR]}}))
     wf.run("results/digits/submissions/submission_simple.csv", "results/cifar/runs/bn_lr0.05/seed0/metrics.json",
-           f"results/cifar/runs/{diverging}/seed0/metrics.json", "results/data/mnist.h5",
-           *[f"results/crops/init/seed{s}.weights.h5" for s in seeds], "results/coreset/init/seed0.weights.h5",
+           f"results/{DIVERGING}/metrics.json", "results/data/mnist.h5",
+           *[f"results/crops/init/seed{s}.weights.h5" for s in CROPS_SEEDS], "results/coreset/init/seed0.weights.h5",
            "results/data/ellipses/train.h5", "results/data/ellipses/test.h5")
+    return wf
+
+
+@dataclass
+class Killed:
+    """What :func:`killed_and_rerun` saw: the runs it interrupted, their last backed-up epoch or step, the
+    outputs before and after the rerun, the rerun's dry-run listing, and whether it held the data file's lock."""
+    wf: Workflow
+    interrupted: list
+    resume_at: dict
+    before: dict
+    dry_run: str
+    after: dict
+    rerun_under_lock: bool
+
+
+@pytest.fixture(scope="module")
+def killed_and_rerun(fresh_run, tmp_path_factory):
+    """In ``fresh_run``'s folder, three kinds of training killed mid-run with SIGKILL to snakemake and its
+    jobs: the two crops baselines (the training contract), an IIC run (its own train step inside the
+    contract) and the coreset selection (its own loop and state); then the same targets run again, the crops
+    trainings reading mnist.h5 while this process holds an exclusive lock on it."""
+    wf, logs = fresh_run, tmp_path_factory.mktemp("killed_logs")
+    results, resume = wf.path / "results", wf.path / "results" / ".resume"
+
+    def started(run):
+        return _newest_backup_epoch(resume / run) >= 1 or (results / run / "metrics.json").exists()
+
+    def mid_run(run):
+        return _newest_backup_epoch(resume / run) >= 1 and not (results / run / "metrics.json").exists()
+
+    # Three kills, one after the other: each when its training has backed up and is still running.
+    _kill_when(wf, [f"results/{r}/metrics.json" for r in CROPS_RUNS],
+               lambda: all(started(r) for r in CROPS_RUNS) and any(mid_run(r) for r in CROPS_RUNS),
+               logs / "killed_crops.log")
+    for run in (IIC_RUN, SELECTION):
+        _kill_when(wf, [f"results/{run}/metrics.json"], lambda: mid_run(run), logs / "killed.log")
+    interrupted = [r for r in [*CROPS_RUNS, IIC_RUN, SELECTION] if not (results / r / "metrics.json").exists()]
+    resume_at = {r: _newest_backup_epoch(resume / r) for r in interrupted}
+    before = _snapshot(results)
+    targets = [f"results/{r}/metrics.json" for r in [*CROPS_RUNS, IIC_RUN, SELECTION]]
+    dry = wf.run("-n", *targets)
+    locked = False
+    with open(results / "data" / "mnist.h5", "rb") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        locked = True  # held until the rerun has ended
+        wf.run(*targets)
+    return Killed(wf, interrupted, resume_at, before, dry.stdout + dry.stderr, _snapshot(results), locked)
+
+
+@pytest.mark.workflow
+def test_a_fresh_run_reproduces_the_tiny_workflow(fresh_run, tiny_workflow):
+    """Trainings of three kinds and a submission, rebuilt from scratch in a new folder, equal the session's
+    tiny run: metrics.json apart from timings, history.csv apart from the seconds column, the submission
+    byte for byte."""
+    results = fresh_run.path / "results"
     for r in ("digits/step1/seed0", "cifar/runs/bn_lr0.05/seed0"):
         new, ref = results / r, tiny_workflow.path / "results" / r
         assert _without_timings(json.loads((new / "metrics.json").read_text())) == \
@@ -198,63 +246,83 @@ def test_killed_trainings_resume_and_a_fresh_run_reproduces_the_tiny_workflow(ti
         pd.testing.assert_frame_equal(h_new, h_ref, obj=r)
     sub = "digits/submissions/submission_simple.csv"
     assert (results / sub).read_bytes() == (tiny_workflow.path / "results" / sub).read_bytes()
-    m = json.loads((results / "cifar" / "runs" / diverging / "seed0" / "metrics.json").read_text())
+
+
+@pytest.mark.workflow
+def test_a_diverging_run_ends_cleanly_inside_the_workflow(fresh_run):
+    run = fresh_run.path / "results" / DIVERGING
+    m = json.loads((run / "metrics.json").read_text())
     assert m["diverged"] is True and m["test"] == {} and m["stopped_early"] is False
-    hist = pd.read_csv(results / "cifar" / "runs" / diverging / "seed0" / "history.csv")
+    hist = pd.read_csv(run / "history.csv")
     assert len(hist) >= 1 and not np.isfinite(hist["loss"].iloc[-1])
-    assert (results / "cifar" / "runs" / diverging / "seed0" / "model.keras").exists()
+    assert (run / "model.keras").exists()
 
-    # Three kills, one after the other: each when its training has backed up and is still running.
-    def started(run):
-        return _newest_backup_epoch(resume / run) >= 1 or (results / run / "metrics.json").exists()
 
-    def mid_run(run):
-        return _newest_backup_epoch(resume / run) >= 1 and not (results / run / "metrics.json").exists()
+@pytest.mark.workflow
+def test_a_killed_training_leaves_none_of_its_outputs_and_the_rerun_runs_only_it(killed_and_rerun):
+    k = killed_and_rerun
+    assert k.interrupted[-2:] == [IIC_RUN, SELECTION] and len(k.interrupted) > 2, k.interrupted
+    for r in k.interrupted:  # a killed training leaves none of its declared outputs (every write is atomic)
+        assert not any(key.startswith(f"{r}/") for key in k.before), r
+    assert "rerun-incomplete" not in k.dry_run  # every output complete or absent
+    assert parse_job_counts(k.dry_run) == {"crops_baseline": len(k.interrupted) - 2, "iic_train": 1,
+                                           "coreset_select": 1}
 
-    _kill_when(wf, [f"results/{r}/metrics.json" for r in crops.values()],
-               lambda: all(started(r) for r in crops.values()) and any(mid_run(r) for r in crops.values()),
-               tmp_path / "killed_crops.log")
-    for run in (iic_run, selection):
-        _kill_when(wf, [f"results/{run}/metrics.json"], lambda: mid_run(run), tmp_path / "killed.log")
-    interrupted = [r for r in [*crops.values(), iic_run, selection] if not (results / r / "metrics.json").exists()]
-    assert interrupted[-2:] == [iic_run, selection] and len(interrupted) > 2, interrupted
-    resume_at = {r: _newest_backup_epoch(resume / r) for r in interrupted}
-    before = _snapshot(results)
-    for r in interrupted:  # a killed training leaves none of its declared outputs (every write is atomic)
-        assert not any(k.startswith(f"{r}/") for k in before), r
 
-    targets = [f"results/{r}/metrics.json" for r in [*crops.values(), iic_run, selection]]
-    dry = wf.run("-n", *targets)
-    assert "rerun-incomplete" not in dry.stdout + dry.stderr  # every output complete or absent
-    assert parse_job_counts(dry.stdout + dry.stderr) == {"crops_baseline": len(interrupted) - 2, "iic_train": 1,
-                                                         "coreset_select": 1}
-    with open(results / "data" / "mnist.h5", "rb") as holder:
-        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        wf.run(*targets)
+@pytest.mark.workflow
+def test_the_rerun_after_a_kill_leaves_every_finished_output_untouched(killed_and_rerun):
+    k = killed_and_rerun
+    for key, stamp in k.before.items():
+        assert k.after[key] == stamp, f"{key} was rebuilt or changed"
+    targets = [f"results/{r}/metrics.json" for r in [*CROPS_RUNS, IIC_RUN, SELECTION]]
+    assert k.wf.dry_run_jobs(*targets) == {}
 
-    after = _snapshot(results)
-    for key, stamp in before.items():
-        assert after[key] == stamp, f"{key} was rebuilt or changed"
-    for r in interrupted[:-2]:
+
+@pytest.mark.workflow
+def test_killed_contract_trainings_resume_after_their_last_backup(killed_and_rerun, tiny_workflow):
+    """The crops baselines and the IIC run continue after their last backed-up epoch, list every epoch once,
+    leave no backup behind, and equal the uninterrupted runs epoch for epoch."""
+    k = killed_and_rerun
+    results, logs = k.wf.path / "results", k.wf.path / "results" / "logs"
+    for r in k.interrupted[:-2]:
         m = json.loads((results / r / "metrics.json").read_text())
-        assert m["resumed_from_epoch"] == resume_at[r] and m["epochs_run"] == 5
+        assert m["resumed_from_epoch"] == k.resume_at[r] and m["epochs_run"] == 5
         assert pd.read_csv(results / r / "history.csv")["epoch"].tolist() == list(range(1, 6))  # each epoch once
         _same_history(results / r, tiny_workflow.path / "results" / r)  # its first epochs equal the 2-epoch run's
-    logs = results / "logs"
-    m = json.loads((results / iic_run / "metrics.json").read_text())
-    assert m["resumed_from_epoch"] == resume_at[iic_run] >= 1
-    assert f"resuming from the backup after epoch {resume_at[iic_run]}" in (logs / "iic" / "all_a1_o1_seed0.log").read_text()
-    _same_history(results / iic_run, tiny_workflow.path / "results" / iic_run)  # losses, MI, accuracy per epoch
-    assert f"resuming after step {resume_at[selection]}" in (logs / "coreset" / "select_in_order.log").read_text()
-    ref_sel = tiny_workflow.path / "results" / selection
-    assert (results / selection / "selected.csv").read_text() == (ref_sel / "selected.csv").read_text()
-    _same_history(results / selection, ref_sel)  # one row per step, each once, as uninterrupted
-    for r in interrupted:
-        assert not (resume / r).exists()
-    assert wf.dry_run_jobs(*targets) == {}
+    m = json.loads((results / IIC_RUN / "metrics.json").read_text())
+    assert m["resumed_from_epoch"] == k.resume_at[IIC_RUN] >= 1
+    assert f"resuming from the backup after epoch {k.resume_at[IIC_RUN]}" in \
+        (logs / "iic" / "all_a1_o1_seed0.log").read_text()
+    _same_history(results / IIC_RUN, tiny_workflow.path / "results" / IIC_RUN)  # losses, MI, accuracy per epoch
+    for r in k.interrupted[:-1]:
+        assert not (results / ".resume" / r).exists()
 
 
-# --------------------------------------------------------------------- item 9: nothing unpickled, safe loading
+@pytest.mark.workflow
+def test_a_killed_coreset_selection_resumes_after_its_last_backed_up_step(killed_and_rerun, tiny_workflow):
+    """The selection, a loop of its own, continues after its last backup and selects exactly the pairs of
+    the uninterrupted run, with the same history."""
+    k = killed_and_rerun
+    results = k.wf.path / "results"
+    log = (results / "logs" / "coreset" / "select_in_order.log").read_text()
+    assert f"resuming after step {k.resume_at[SELECTION]}" in log
+    ref = tiny_workflow.path / "results" / SELECTION
+    assert (results / SELECTION / "selected.csv").read_text() == (ref / "selected.csv").read_text()
+    _same_history(results / SELECTION, ref)  # one row per step, each once, as uninterrupted
+    assert not (results / ".resume" / SELECTION).exists()
+
+
+@pytest.mark.workflow
+def test_resumed_trainings_read_the_data_file_while_another_process_locks_it(killed_and_rerun):
+    """The rerun's crops trainings read mnist.h5 while the test held an exclusive lock on it (readers take
+    no HDF5 file lock), and finished."""
+    k = killed_and_rerun
+    assert k.rerun_under_lock
+    for r in k.interrupted[:-2]:
+        assert (k.wf.path / "results" / r / "metrics.json").exists(), r
+
+
+# --------------------------------------------------------------------- nothing unpickled, safe loading
 
 UNSAFE_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
 UNSAFE_CALLS = {"read_pickle", "unsafe_load", "full_load", "enable_unsafe_deserialization", "eval", "exec"}

@@ -5,9 +5,10 @@ from pytest (the tests are skipped, with the reason, where they are missing). Th
 fixture writes a throw-away cluster config into a temporary folder, starts
 munged, slurmctld and slurmd directly (no systemd), and stops exactly those processes at
 the end. The node advertises one (fake) GPU as GRES, so the training rules' `gpu=1` goes
-to sbatch as `--gpus=1` exactly as on a real GPU cluster. If the cluster cannot be brought
-up here (not installed, a daemon dies), the tests are skipped with the reason and the
-daemon logs' last lines; they never pass without SLURM having run the jobs.
+to sbatch as `--gpus=1` exactly as on a real GPU cluster. The tests are skipped only where
+SLURM is not installed; any other error while the cluster starts (a daemon dies, a bad
+config, a bug here) fails them with the daemon logs' last lines, so a broken harness never
+shows green.
 """
 
 from __future__ import annotations
@@ -236,20 +237,27 @@ PartitionName={PARTITIONS["ANATOMY_GPU_PARTITION"]} Nodes={self.node} Default=NO
             return []
 
 
+def bring_up(path: Path) -> Cluster:
+    """Write the config and start the daemons. SLURM is installed by now, so any error is a failure
+    of the tests (with the daemons' logs), never a skip."""
+    c = Cluster(path)
+    try:
+        c.write_config()
+        c.start()
+    except Exception as e:
+        c.stop()
+        pytest.fail(f"could not bring up a one-node SLURM cluster: {type(e).__name__}: {e}\n{c.logs()}")
+    return c
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     if sys.platform != "linux":
         pytest.skip("the SLURM test needs Linux")
     _ensure_plugin()
     _ensure_packages()
-    c = Cluster(tmp_path_factory.mktemp("slurm"))
     t0 = time.time()
-    try:
-        c.write_config()
-        c.start()
-    except Exception as e:  # noqa: BLE001 - whatever it was, say it and skip
-        c.stop()
-        pytest.skip(f"could not bring up a one-node SLURM cluster: {e}\n{c.logs()}")
+    c = bring_up(tmp_path_factory.mktemp("slurm"))
     print(f"\nSLURM cluster up in {time.time() - t0:.1f} s at {c.path}")
     yield c
     c.stop()
@@ -358,3 +366,13 @@ def test_outputs_match_a_local_run_of_the_same_target(slurm_and_local):
         assert (a / run / name).stat().st_size > 0
     assert (a / "logs" / "crops" / "window_s9_i0_j1.log").exists()
     assert (a / "benchmarks" / "crops" / "window_s9_i0_j1.tsv").exists()
+
+
+def test_an_error_while_the_cluster_starts_fails_rather_than_skips(tmp_path, monkeypatch):
+    """Only a missing SLURM skips; an error in the harness or a dying daemon must show red."""
+    def broken(self):
+        raise RuntimeError("slurmctld exited while waiting for it")
+
+    monkeypatch.setattr(Cluster, "write_config", broken)
+    with pytest.raises(pytest.fail.Exception, match="RuntimeError: slurmctld exited"):
+        bring_up(tmp_path)

@@ -10,7 +10,7 @@ import h5py
 import pandas as pd
 import pytest
 
-from conftest import ROOT, Workflow, parse_job_counts, tiny_config
+from conftest import ROOT, Workflow, assert_figure, parse_job_counts, tiny_config
 
 pytestmark = pytest.mark.workflow
 
@@ -44,8 +44,7 @@ def test_tiny_run_writes_every_output_and_they_parse(tiny_workflow):
     log = (r / "logs" / "crops" / "baseline_seed1.log").read_text()
     assert "epoch 2/2" in log and "\r" not in log
     assert (r / "benchmarks" / "crops" / "baseline_seed1.tsv").exists()
-    png = (r / "crops" / "figures" / "baseline_curves.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_figure(r / "crops" / "figures" / "baseline_curves.png")
     assert not (r / ".resume" / "crops" / "baseline" / "seed1").exists()  # backup removed once complete
 
 
@@ -53,24 +52,19 @@ def test_rerun_with_nothing_changed_runs_no_job(tiny_workflow):
     assert tiny_workflow.dry_run_jobs() == {}
 
 
-def test_changing_one_value_reruns_only_the_jobs_it_touches(tiny_workflow):
-    wf, original = tiny_workflow, tiny_workflow.config
-    try:
-        wf.write_config(tiny_config({"crops": {"learning_rate": 0.003}}))
-        jobs = wf.dry_run_jobs()
-        # the confirmation runs follow once the checkpoint crops_select has chosen the windows again
-        assert set(jobs) == {"crops_baseline", "crops_window", "crops_baseline_curves", "crops_aggregate",
-                             "crops_stacking", "crops_select", "crops_verdict", "summary", "all"}, jobs
-        assert jobs["crops_baseline"] == 2 and jobs["crops_window"] == 3
-        wf.write_config(tiny_config({"crops": {"window": {"size": 7}}}))
-        jobs = wf.dry_run_jobs()
-        assert set(jobs) == {"crops_mask", "crops_window", "crops_aggregate", "crops_stacking", "crops_select",
-                             "crops_verdict", "summary", "all"}, jobs
-        wf.write_config(tiny_config({"data": {"digits": {"train_fraction": 0.5}}}))
-        jobs = wf.dry_run_jobs()  # the digits study's jobs follow its data; nothing else does
-        assert "digits_csv" in jobs and {j for j in jobs if not j.startswith("digits_")} == {"summary", "all"}, jobs
-    finally:
-        wf.write_config(original)
+def test_changing_one_value_reruns_only_the_jobs_it_touches(tiny_workflow, tmp_path):
+    wf = tiny_workflow  # each changed config is a copy, passed with --configfile: the fixture stays as it is
+    jobs = wf.dry_run_jobs_under(tiny_config({"crops": {"learning_rate": 0.003}}), tmp_path)
+    # the confirmation runs follow once the checkpoint crops_select has chosen the windows again
+    assert set(jobs) == {"crops_baseline", "crops_window", "crops_baseline_curves", "crops_aggregate",
+                         "crops_stacking", "crops_select", "crops_verdict", "summary", "all"}, jobs
+    assert jobs["crops_baseline"] == 2 and jobs["crops_window"] == 3
+    jobs = wf.dry_run_jobs_under(tiny_config({"crops": {"window": {"size": 7}}}), tmp_path)
+    assert set(jobs) == {"crops_mask", "crops_window", "crops_aggregate", "crops_stacking", "crops_select",
+                         "crops_verdict", "summary", "all"}, jobs
+    jobs = wf.dry_run_jobs_under(tiny_config({"data": {"digits": {"train_fraction": 0.5}}}), tmp_path)
+    # the digits study's jobs follow its data; nothing else does
+    assert "digits_csv" in jobs and {j for j in jobs if not j.startswith("digits_")} == {"summary", "all"}, jobs
     assert wf.dry_run_jobs() == {}
 
 

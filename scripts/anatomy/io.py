@@ -69,7 +69,7 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
 
 
 def write_dataset_h5(path, splits: dict, *, source: str, sha256: str, classes) -> None:
-    """Write ``{"train": (x, y), "test": (x, y)}`` to HDF5 (DESIGN.md, "Dataset files").
+    """Write ``{"train": (x, y), "test": (x, y)}`` to HDF5 (docs/design.md, "Dataset files").
 
     ``x`` is uint8 N x H x W x C, ``y`` integer labels or uint8 masks. Chunked
     (a few hundred images per chunk) and gzip-compressed.
@@ -110,9 +110,3 @@ def read_dataset_h5(path, split: str):
         raise ValueError(f"{path}: split '{split}' has {len(x)} images but {len(y)} labels")
     return x, y
 
-
-def read_h5_attrs(path) -> dict:
-    import h5py
-
-    with h5py.File(path, "r", locking=False) as f:
-        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()}

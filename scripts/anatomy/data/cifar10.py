@@ -1,4 +1,4 @@
-"""CIFAR-10 -> TFRecord shards + manifest.json (DESIGN.md, "Dataset files").
+"""CIFAR-10 -> TFRecord shards + manifest.json (docs/design.md, "Dataset files").
 
 One ``tf.train.Example`` per image: ``index`` (int64, position in its split),
 ``image`` (raw uint8 bytes, 32x32x3), ``label`` (int64). ``index`` lets a

@@ -145,7 +145,7 @@ def rectangle_masks(shape: int, rects) -> np.ndarray:
 
 
 def build_ellipses(train_path, test_path, section: dict, *, seed: int) -> dict:
-    """Write the train and the independent test set (HDF5, DESIGN.md "Dataset files")."""
+    """Write the train and the independent test set (HDF5, docs/design.md "Dataset files")."""
     from anatomy.io import write_dataset_h5
 
     # Two independent streams of one seed: the test set is not a continuation of train.

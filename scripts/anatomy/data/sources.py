@@ -1,6 +1,6 @@
 """Where data comes from: verified downloads, safe archives, validated npz files.
 
-Rules (DESIGN.md): every download is checked against its published checksum and
+Rules (docs/design.md): every download is checked against its published checksum and
 a mismatch leaves nothing behind; archives are read member by member after
 refusing any path that would escape the target; nothing downloaded is
 unpickled (``np.load(..., allow_pickle=False)``).

@@ -82,20 +82,6 @@ def soft_scores_as_published(masks, probs) -> np.ndarray:
     return threshold_score(soft_iou_per_image(masks, probs))
 
 
-def score_keras(y_true, y_pred):
-    """:func:`pair_scores` in Keras ops, averaged over the batch (a training metric)."""
-    from keras import ops
-
-    n = ops.shape(y_true)[0]
-    t = ops.reshape(ops.cast(y_true > 0.5, "float32"), (n, -1))
-    p = ops.reshape(ops.cast(y_pred > 0.5, "float32"), (n, -1))
-    inter = ops.sum(t * p, axis=1)
-    union = ops.sum(ops.maximum(t, p), axis=1)
-    iou = ops.where(union > 0, inter / ops.maximum(union, 1.0), 1.0)
-    hits = ops.cast(ops.expand_dims(iou, 1) > ops.convert_to_tensor(THRESHOLDS[None, :], "float32"), "float32")
-    return ops.mean(hits)
-
-
 # ---------------------------------------------------------------- the selection loop (framework-free)
 
 @dataclass
@@ -370,7 +356,7 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
 
 
 def control_indices(kind: str, n_train: int, *, size: int | None = None, seed: int | None = None) -> np.ndarray:
-    """(a)/(d) ``random``: a seeded subset of ``size`` pairs; (b) ``full``: every pair."""
+    """``random``: a seeded subset of ``size`` pairs (one per control seed); ``full``: every pair."""
     if kind == "full":
         return np.arange(n_train)
     if kind == "random":

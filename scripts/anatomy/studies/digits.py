@@ -180,8 +180,6 @@ def fold_init_seed(seed: int, fold: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def fold_init_seeds(seed: int, n_folds: int) -> list[int]:
-    return [fold_init_seed(seed, k) for k in range(n_folds)]
 
 
 def write_fold_initial_weights(paths, seeds, *, model: str = "cnn_medium") -> list[str]:

@@ -1,1 +1,2 @@
-"""The training contract (DESIGN.md): one routine that every study's training step calls."""
+"""The training contract (docs/design.md): ``fit_with_contract`` and its parts (the coreset selection's own loop
+reuses the parts)."""

@@ -1,4 +1,4 @@
-"""The training step contract (DESIGN.md, "Training step contract").
+"""The training step contract (docs/design.md, "The training contract").
 
 One call, :func:`fit_with_contract`, trains one model and writes the three
 declared outputs - ``model.keras``, ``history.csv`` (one row per epoch) and
