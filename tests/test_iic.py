@@ -145,7 +145,7 @@ def test_tiny_workflow_writes_every_iic_output(tiny_workflow):
     assert {"loss_selected_accuracy_mean", "loss_selected_accuracy_sd", "loss_selected_seed"} <= set(summary.columns)
     for name in ("transforms", "curves_by_set", "curves_by_alpha", "confusion", "confusion_over",
                  "overcluster_examples"):
-        assert (r / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG", name
+        assert_figure(r / "figures" / f"{name}.png")
     assert (r / "figures" / "p_over_epochs.gif").read_bytes()[:3] == b"GIF"
     run = r / "all" / "a1_o1" / "seed0"
     hist = pd.read_csv(run / "history.csv")
