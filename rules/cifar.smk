@@ -18,7 +18,7 @@ def cifar_runs():
             "batchnorm": True,
             "learning_rate": base,
             "noise": noise,
-            "noise_test_draws": c["noise"].get("test_draws", 5),
+            "noise_test_draws": c["noise"]["test_draws"],
         }
     if c["augment"]:
         runs[f"aug_lr{base:g}"] = {
