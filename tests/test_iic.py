@@ -10,6 +10,8 @@ import pytest
 
 from anatomy.studies import iic
 
+from conftest import assert_figure
+
 
 def test_hungarian_accuracy_is_one_on_permuted_labels():
     rng = np.random.default_rng(0)
