@@ -12,7 +12,7 @@ def datasets_final_output():
     ]
 
 
-rule dataset:
+checkpoint dataset:
     input:
         lambda wc: [str(p) for p in source_files(DATASETS[wc.name])],
     output:

@@ -13,7 +13,7 @@ from conftest import ROOT
 
 # Rule scripts that build a model, write TFRecords or initial weights: TensorFlow is their job.
 TRAINING = {"train_cifar.py", "train_coreset.py", "train_crops.py", "train_iic.py", "digits_train.py",
-            "init_weights.py", "coreset_init.py", "digits_fold_init.py", "build_cifar10.py"}
+            "init_weights.py", "coreset_init.py", "digits_fold_init.py", "build_cifar10.py", "anatomy_train.py"}
 SCRIPTS = sorted(p.name for p in (ROOT / "scripts").glob("*.py") if p.name not in TRAINING)
 
 
