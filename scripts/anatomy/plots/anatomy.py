@@ -75,6 +75,8 @@ def data_map(table, out_png, *, provenance: str) -> None:
     flagged = table[table["label_issue"]]
     ax.scatter(flagged["variability"], flagged["confidence"], s=60, facecolors="none", edgecolors="black",
                label=f"flagged label issue ({len(flagged)})")
+    ax.set_xlim(0, max(0.5, float(table["variability"].max()) + 0.02))  # the possible range: comparable maps
+    ax.set_ylim(0, 1.02)
     ax.set_xlabel("variability (sd over epochs of the probability of the given label)")
     ax.set_ylabel("confidence (mean probability of the given label)")
     ax.legend(fontsize=8, loc="lower right")
