@@ -138,4 +138,5 @@ def get_final_output():
         *digits_final_output(),  # defined in rules/digits.smk
         *coreset_final_output(),  # defined in rules/coreset.smk
         *datasets_final_output(),  # defined in rules/datasets.smk
+        *anatomy_final_output(),  # defined in rules/anatomy.smk
     ]

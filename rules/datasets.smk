@@ -12,7 +12,7 @@ def datasets_final_output():
     ]
 
 
-rule dataset:
+checkpoint dataset:
     input:
         lambda wc: [str(p) for p in source_files(DATASETS[wc.name])],
     output:
@@ -32,4 +32,4 @@ rule dataset:
     params:
         dataset=lambda wc: DATASETS[wc.name],
     script:
-        "../scripts/data/dataset.py"
+        "../scripts/own/build.py"

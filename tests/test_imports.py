@@ -14,7 +14,8 @@ from conftest import ROOT
 
 # Rule scripts that build a model, write TFRecords or initial weights: TensorFlow is their job.
 TRAINING = {"cifar/train.py", "coreset/train.py", "crops/train.py", "iic/train.py", "digits/train.py",
-            "shared/init_weights.py", "coreset/init_weights.py", "digits/fold_init_weights.py", "data/cifar10.py"}
+            "shared/init_weights.py", "coreset/init_weights.py", "digits/fold_init_weights.py", "data/cifar10.py",
+            "own/train.py"}
 # the rule scripts: scripts/<study>/<step>.py (scripts/anatomy/ is the package)
 RULE_SCRIPTS = {str(p.relative_to(ROOT / "scripts")) for p in (ROOT / "scripts").glob("*/*.py")
                 if p.parent.name != "anatomy"}

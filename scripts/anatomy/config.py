@@ -141,6 +141,9 @@ def semantic_errors(config: dict) -> list[str]:
     if digits.get("source") == "kaggle" and not digits.get("path"):
         out.append("config key 'data.digits.path': required when data.digits.source is 'kaggle' "
                    "(a folder holding the competition's train.csv and test.csv)")
+    out += [f"config key 'anatomy.{name}': no dataset '{name}' under datasets (named: "
+            f"{', '.join(config.get('datasets') or {}) or 'none'})"
+            for name in config.get("anatomy") or {} if name not in (config.get("datasets") or {})]
     return out + dataset_errors(config.get("datasets") or {})
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from anatomy.plots.curves import plot_histories
-from anatomy.plots.style import plt, save, titled
+from anatomy.plots.style import plt, save, thumbnail_grid, titled
 
 
 def fold_curves(histories: dict, out_png, *, provenance: str) -> None:
@@ -45,12 +45,8 @@ def ensemble_vs_single(board: pd.DataFrame, out_png, *, provenance: str) -> None
 def hardest(table: pd.DataFrame, x_train, out_png, *, show: int, provenance: str) -> None:
     """The ``show`` hardest training images by out-of-fold loss, with label and prediction."""
     rows = table.head(show)
-    cols = min(5, max(1, len(rows)))
-    nrow = max(1, int(np.ceil(len(rows) / cols)))
-    fig, axes = plt.subplots(nrow, cols, figsize=(2.0 * cols, 2.3 * nrow + 0.8), squeeze=False)
-    for ax in axes.ravel():
-        ax.set_axis_off()
-    for ax, r in zip(axes.ravel(), rows.itertuples()):
+    fig, axes = thumbnail_grid(len(rows), cols=5, width=2.0, height=2.3)
+    for ax, r in zip(axes, rows.itertuples()):
         ax.imshow(x_train[int(r.image), ..., 0], cmap="gray_r")
         ax.set_title(f"#{r.rank} image {int(r.image)}\nlabel {r.label}, pred {r.oof_prediction}\n"
                      f"loss {r.oof_loss:.2f} (in-sample rank {r.in_sample_rank})", fontsize=7)

@@ -20,6 +20,16 @@ def titled(fig, title: str, provenance: str) -> None:
     fig.suptitle(f"{title}\n{provenance}", fontsize=11)
 
 
+def thumbnail_grid(n: int, *, cols: int, width: float, height: float, extra: float = 0.8):
+    """A figure for ``n`` thumbnails in at most ``cols`` columns, every axis off: (figure, flat axes)."""
+    cols = min(cols, max(1, n))
+    rows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows + extra), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    return fig, axes.ravel()
+
+
 def save(fig, path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

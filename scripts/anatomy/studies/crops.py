@@ -16,21 +16,27 @@ import numpy as np
 SIDE = 28
 
 
-def window_mask(i: int, j: int, size: int, side: int = SIDE) -> np.ndarray:
-    """Keep exactly the ``size`` x ``size`` window whose top-left pixel is (i, j)."""
+def image_shape(side) -> tuple[int, int]:
+    """``side`` as (height, width): an int is a square image, a pair is (H, W)."""
+    return (side, side) if np.ndim(side) == 0 else (int(side[0]), int(side[1]))
+
+
+def window_mask(i: int, j: int, size: int, side=SIDE) -> np.ndarray:
+    """Keep exactly the ``size`` x ``size`` window whose top-left pixel is (i, j) of a ``side`` image
+    (an int: square; or (H, W))."""
     _check(i, j, size, side)
-    keep = np.zeros((side, side), dtype=bool)
+    keep = np.zeros(image_shape(side), dtype=bool)
     keep[i:i + size, j:j + size] = True
     return keep
 
 
-def as_published_mask(i: int, j: int, size: int, side: int = SIDE) -> np.ndarray:
+def as_published_mask(i: int, j: int, size: int, side=SIDE) -> np.ndarray:
     """What the article's loop kept: zero ``[:i, :j]`` and ``[i+size:, j+size:]`` only.
 
     Everything above-right and below-left of the window stays visible.
     """
     _check(i, j, size, side)
-    keep = np.ones((side, side), dtype=bool)
+    keep = np.ones(image_shape(side), dtype=bool)
     keep[:i, :j] = False
     keep[i + size:, j + size:] = False
     return keep
@@ -39,16 +45,17 @@ def as_published_mask(i: int, j: int, size: int, side: int = SIDE) -> np.ndarray
 MASKS = {"window": window_mask, "as_published": as_published_mask}
 
 
-def make_mask(kind: str, i: int, j: int, size: int) -> np.ndarray:
+def make_mask(kind: str, i: int, j: int, size: int, side=SIDE) -> np.ndarray:
     try:
-        return MASKS[kind](i, j, size)
+        return MASKS[kind](i, j, size, side)
     except KeyError:
         raise ValueError(f"unknown mask kind '{kind}' (use {', '.join(MASKS)})") from None
 
 
 def _check(i, j, size, side):
-    if size > side or i < 0 or j < 0 or i + size > side or j + size > side:
-        raise ValueError(f"a {size}x{size} window at ({i}, {j}) does not fit a {side}x{side} image")
+    h, w = image_shape(side)
+    if i < 0 or j < 0 or i + size > h or j + size > w:
+        raise ValueError(f"a {size}x{size} window at ({i}, {j}) does not fit a {h}x{w} image")
 
 
 def apply_mask(x: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
@@ -300,10 +307,10 @@ def compared_positions(windows: "pd.DataFrame", size: int, *, best: int = 3, sid
     return [p for p in positions if p[0] + size <= side and p[1] + size <= side]
 
 
-def importance_map(windows: "pd.DataFrame", side: int = SIDE) -> np.ndarray:
+def importance_map(windows: "pd.DataFrame", side=SIDE) -> np.ndarray:
     """Per pixel: mean test accuracy of the (true) windows that cover it; NaN where none does."""
-    total = np.zeros((side, side))
-    count = np.zeros((side, side))
+    total = np.zeros(image_shape(side))
+    count = np.zeros(image_shape(side))
     for r in windows[windows["mask"] == "window"].itertuples():
         keep = window_mask(r.i, r.j, r.size, side)
         total += keep * r.test_accuracy

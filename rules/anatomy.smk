@@ -1,0 +1,243 @@
+# The anatomy of a dataset of your own (anatomy: <name>: ...) -> results/datasets/<name>/.
+# Parts: memorisation, windows, examples (docs/datasets.md). Nothing here imports TensorFlow.
+from anatomy.io import read_json
+from anatomy.studies.anatomy import (
+    memorisation_runs,
+    part_settings,
+    settings,
+    window_grid,
+    window_run,
+)
+from anatomy.studies.anatomy_results import provenance
+
+ANATOMY = config.get("anatomy") or {}
+ANATOMY_NAMES = "|".join(re.escape(n) for n in ANATOMY) or "(?!)"
+
+
+def anatomy_final_output():
+    return [f"{RESULTS}/datasets/{name}/anatomy.md" for name in ANATOMY]
+
+
+def anatomy_dir(name):
+    return f"{RESULTS}/datasets/{name}"
+
+
+def anatomy_provenance(wc):
+    return provenance(wc.name, DATASETS[wc.name]["source"], SCALE)
+
+
+rule anatomy_train:
+    input:
+        h5=f"{RESULTS}/datasets/{{name}}/data.h5",
+    output:
+        **run_outputs(f"{RESULTS}/datasets/{{name}}/{{part}}/{{run}}/seed{{seed}}"),
+    log:
+        f"{RESULTS}/logs/datasets/{{name}}/{{part}}_{{run}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/datasets/{{name}}/{{part}}_{{run}}_seed{{seed}}.tsv"
+    wildcard_constraints:
+        name=ANATOMY_NAMES,
+        part="memorisation|windows",
+        run=r"clean|labels_p[0-9.]+|pixels_permutation|full|s\d+_i\d+_j\d+",
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=3000, runtime=120),
+    params:
+        **TRAIN_PARAMS,
+        settings=lambda wc: part_settings(ANATOMY[wc.name], wc.part),
+        backup=lambda wc: f"{RESUME}/datasets/{wc.name}/{wc.part}/{wc.run}/seed{wc.seed}",
+        contract_keys=["model", "history", "metrics"],
+    script:
+        "../scripts/own/train.py"
+
+
+rule anatomy_fold:
+    input:
+        h5=f"{RESULTS}/datasets/{{name}}/data.h5",
+    output:
+        **run_outputs(f"{RESULTS}/datasets/{{name}}/examples/{{run}}/seed{{seed}}"),
+        predictions=f"{RESULTS}/datasets/{{name}}/examples/{{run}}/seed{{seed}}/predictions.npz",
+    log:
+        f"{RESULTS}/logs/datasets/{{name}}/examples_{{run}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/datasets/{{name}}/examples_{{run}}_seed{{seed}}.tsv"
+    wildcard_constraints:
+        name=ANATOMY_NAMES,
+        run=r"fold\d+",
+    conda:
+        CONDA_ENV
+    threads: config["threads"]
+    resources:
+        **train_resources(mem_mb=3000, runtime=120),
+    params:
+        **TRAIN_PARAMS,
+        settings=lambda wc: part_settings(ANATOMY[wc.name], "examples"),
+        backup=lambda wc: f"{RESUME}/datasets/{wc.name}/examples/{wc.run}/seed{wc.seed}",
+        contract_keys=["model", "history", "metrics", "predictions"],
+        part="examples",
+    script:
+        "../scripts/own/train.py"
+
+
+def anatomy_memorisation_runs(wc, kind="history.csv"):
+    m = settings(ANATOMY[wc.name])["memorisation"]
+    return [
+        f"{anatomy_dir(wc.name)}/memorisation/{run}/seed{seed}/{kind}"
+        for run in memorisation_runs(settings(ANATOMY[wc.name]))
+        for seed in m["seeds"]
+    ]
+
+
+rule anatomy_memorisation:
+    input:
+        h5=f"{RESULTS}/datasets/{{name}}/data.h5",
+        histories=anatomy_memorisation_runs,
+        metrics=lambda wc: anatomy_memorisation_runs(wc, "metrics.json"),
+    output:
+        table=report(
+            f"{RESULTS}/datasets/{{name}}/memorisation.csv",
+            caption="../report/anatomy_memorisation.rst",
+            category="dataset: {name}",
+            subcategory="memorisation",
+        ),
+        figure=report(
+            f"{RESULTS}/datasets/{{name}}/figures/memorisation.png",
+            caption="../report/anatomy_memorisation.rst",
+            category="dataset: {name}",
+            subcategory="memorisation",
+        ),
+    log:
+        f"{RESULTS}/logs/datasets/{{name}}/memorisation.log",
+    wildcard_constraints:
+        name=ANATOMY_NAMES,
+    conda:
+        CONDA_ENV
+    params:
+        provenance=anatomy_provenance,
+    script:
+        "../scripts/own/memorisation.py"
+
+
+def anatomy_window_runs(wc):
+    """Every window of the grid (from the image shape in the dataset's manifest) and the full-image runs."""
+    s = settings(ANATOMY[wc.name])
+    shape = read_json(checkpoints.dataset.get(name=wc.name).output.manifest)["shape"]
+    d = f"{anatomy_dir(wc.name)}/windows"
+    first = s["windows"]["seeds"][0]
+    return [f"{d}/full/seed{seed}/history.csv" for seed in s["windows"]["seeds"]] + [
+        f"{d}/{window_run(*w)}/seed{first}/history.csv" for w in window_grid(s, shape)
+    ]
+
+
+rule anatomy_windows:
+    input:
+        h5=f"{RESULTS}/datasets/{{name}}/data.h5",
+        histories=anatomy_window_runs,
+    output:
+        table=report(
+            f"{RESULTS}/datasets/{{name}}/windows.csv",
+            caption="../report/anatomy_windows.rst",
+            category="dataset: {name}",
+            subcategory="windows",
+        ),
+        figure=report(
+            f"{RESULTS}/datasets/{{name}}/figures/windows.png",
+            caption="../report/anatomy_windows.rst",
+            category="dataset: {name}",
+            subcategory="windows",
+        ),
+    log:
+        f"{RESULTS}/logs/datasets/{{name}}/windows.log",
+    wildcard_constraints:
+        name=ANATOMY_NAMES,
+    conda:
+        CONDA_ENV
+    params:
+        provenance=anatomy_provenance,
+    script:
+        "../scripts/own/windows.py"
+
+
+def anatomy_folds(wc):
+    e = settings(ANATOMY[wc.name])["examples"]
+    return [
+        f"{anatomy_dir(wc.name)}/examples/fold{k}/seed{e['seed']}/predictions.npz"
+        for k in range(e["folds"])
+    ]
+
+
+rule anatomy_examples:
+    input:
+        h5=f"{RESULTS}/datasets/{{name}}/data.h5",
+        predictions=anatomy_folds,
+    output:
+        table=report(
+            f"{RESULTS}/datasets/{{name}}/examples.csv",
+            caption="../report/anatomy_examples.rst",
+            category="dataset: {name}",
+            subcategory="examples",
+        ),
+        summary=f"{RESULTS}/datasets/{{name}}/examples_audit.csv",
+        figure=report(
+            f"{RESULTS}/datasets/{{name}}/figures/examples.png",
+            caption="../report/anatomy_examples.rst",
+            category="dataset: {name}",
+            subcategory="examples",
+        ),
+        datamap=report(
+            f"{RESULTS}/datasets/{{name}}/figures/examples_datamap.png",
+            caption="../report/anatomy_examples_datamap.rst",
+            category="dataset: {name}",
+            subcategory="examples",
+        ),
+    log:
+        f"{RESULTS}/logs/datasets/{{name}}/examples.log",
+    wildcard_constraints:
+        name=ANATOMY_NAMES,
+    conda:
+        CONDA_ENV
+    params:
+        provenance=anatomy_provenance,
+        show=lambda wc: settings(ANATOMY[wc.name])["examples"]["top"],
+    script:
+        "../scripts/own/examples.py"
+
+
+def anatomy_tables(wc):
+    parts = [
+        p
+        for p in ("memorisation", "windows", "examples")
+        if p in settings(ANATOMY[wc.name])
+    ]
+    out = {p: f"{anatomy_dir(wc.name)}/{p}.csv" for p in parts}
+    if "examples" in parts:
+        out["examples_audit"] = f"{anatomy_dir(wc.name)}/examples_audit.csv"
+    return out
+
+
+rule anatomy_report:
+    input:
+        unpack(anatomy_tables),
+        manifest=f"{RESULTS}/datasets/{{name}}/manifest.json",
+    output:
+        report(
+            f"{RESULTS}/datasets/{{name}}/anatomy.md",
+            caption="../report/anatomy_report.rst",
+            category="dataset: {name}",
+            subcategory="report",
+        ),
+    log:
+        f"{RESULTS}/logs/datasets/{{name}}/anatomy.log",
+    wildcard_constraints:
+        name=ANATOMY_NAMES,
+    localrule: True
+    conda:
+        CONDA_ENV
+    params:
+        name=lambda wc: wc.name,
+        settings=lambda wc: settings(ANATOMY[wc.name]),
+        scale=SCALE,
+    script:
+        "../scripts/own/report.py"

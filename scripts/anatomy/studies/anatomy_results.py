@@ -1,0 +1,233 @@
+"""The anatomy of a dataset of your own, from its runs' files: the tables of each part, cleanlab's audit and
+the one-page report (numpy and pandas; the runs themselves: :mod:`anatomy.studies.anatomy`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from anatomy.studies import cifar, crops, digits
+from anatomy.studies.anatomy import PARTS, WINDOW_RUN, choose_model
+
+MODEL_TEXT = {"small_cnn": "small CNN (conv 32, conv 64, max-pool, dense 128, dropout)",
+              "vgg": "narrow VGG (convolutions 16-32-64 with BatchNorm, dense 128)"}
+FITTED = 0.95  # training accuracy at which a run counts as fitted (the cifar study reads Zhang et al.'s "fitted" so)
+
+
+def read_runs(histories, metrics=()) -> tuple[dict, dict]:
+    """Histories and metrics keyed by (run, seed), from paths ``.../<run>/seed<s>/history.csv``."""
+    from pathlib import Path
+
+    from anatomy.io import read_json
+
+    def key(path):
+        folder = Path(path).parent
+        return folder.parent.name, int(folder.name.removeprefix("seed"))
+
+    return ({key(p): pd.read_csv(p) for p in histories}, {key(p): read_json(p) for p in metrics})
+
+
+def memorisation_table(histories: dict, metrics: dict, num_classes: int) -> pd.DataFrame:
+    """One row per run and seed (``histories`` and ``metrics`` keyed by (run, seed)): final training and test
+    accuracy, the share of the gap above chance fitted and the first epoch at :data:`FITTED` training accuracy."""
+    chance = 1 / num_classes
+    rows = []
+    for (run, seed), h in histories.items():
+        m = metrics[(run, seed)]
+        last = h.iloc[-1]
+        rows.append({"run": run, "seed": seed, "labels_changed": m.get("labels_changed", 0.0),
+                     "final_train_accuracy": float(last["accuracy"]), "final_test_accuracy": float(last["test_accuracy"]),
+                     "fit_fraction": float(cifar.fit_fraction(last["accuracy"], chance)),
+                     "epochs_to_fit": cifar.epochs_to(h, "accuracy", FITTED), "epochs_run": int(len(h)),
+                     "chance": chance, "diverged": bool(m.get("diverged"))})
+    return pd.DataFrame(rows)
+
+
+def spread(values, fmt: str = ".3f") -> str:
+    """'mean ± sd (n = k)', the sd over runs (none with one run); NaN counts as not reached."""
+    v = np.asarray(list(values), float)
+    n, v = len(v), v[np.isfinite(v)]
+    if not len(v):
+        return f"not reached (n = {n})"
+    text = f"{v.mean():{fmt}} ± {v.std(ddof=1):{fmt}} (n = {len(v)})" if len(v) > 1 else f"{v[0]:{fmt}} (n = 1)"
+    return text + (f"; not reached in {n - len(v)} of {n}" if len(v) < n else "")
+
+
+def windows_table(runs: dict, x_test) -> pd.DataFrame:
+    """One row per run: ``runs`` maps (run, seed) to its history; the full-image rows first, then one per window
+    with the share of the test images' ink it keeps and its margin over the full-image mean."""
+    rows = []
+    for (run, seed), h in runs.items():
+        m = WINDOW_RUN.fullmatch(run)
+        size, i, j = map(int, m.groups()) if m else (None, None, None)
+        ink = crops.ink_kept(x_test, crops.window_mask(i, j, size, x_test.shape[1:3])) if m else 1.0
+        rows.append({"kind": "window" if m else "full", "seed": seed, "size": size, "i": i, "j": j,
+                     "test_accuracy": float(h["test_accuracy"].iloc[-1]), "ink_kept": ink})
+    df = pd.DataFrame(rows).astype({"size": "Int64", "i": "Int64", "j": "Int64"})
+    full = crops.baseline_stats(df[df["kind"] == "full"])
+    df["margin_over_full_mean"] = df["test_accuracy"] - full["mean"]
+    return df.sort_values(["kind", "seed", "i", "j"], ascending=[True, True, True, True]).reset_index(drop=True)
+
+
+def out_of_fold(preds: list[dict]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Per training image, from the fold model that did not train on it (the digits study's check that each
+    image is held out exactly once): the table, the probabilities (N x K) and the features of every fold model
+    side by side (N x folds*D: one space for every image)."""
+    oof = digits.out_of_fold(preds)
+    rows = np.arange(len(oof))
+    probs = np.stack([p["probs"] for p in preds])[oof["oof_fold"].to_numpy(), rows]
+    return oof, probs, np.concatenate([p["features"] for p in preds], axis=1)
+
+
+def data_map(preds: list[dict]) -> pd.DataFrame:
+    """Per training image, over the epochs of the fold models that trained on it (averaged over those models):
+    confidence (mean probability of its label), variability (its sd over epochs) and forgetting events
+    (epochs at which a predicted image stops being predicted, Toneva et al. 2019)."""
+    seen = np.stack([p["seen"] for p in preds]).astype(float)  # models x images
+    p = np.stack([q["p_label"] for q in preds])  # models x epochs x images
+    c = np.stack([q["correct"] for q in preds])
+    forgets = (c[:, :-1] & ~c[:, 1:]).sum(1)
+    mean = lambda v: (v * seen).sum(0) / seen.sum(0)  # noqa: E731
+    return pd.DataFrame({"confidence": mean(p.mean(1)), "variability": mean(p.std(1)),
+                         "correctness": mean(c.mean(1)), "forgetting_events": mean(forgets)})
+
+
+ISSUE_TYPES = ("label", "outlier", "near_duplicate", "class_imbalance")
+
+
+def audit(labels, pred_probs, features) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """cleanlab's ``Datalab.find_issues`` on out-of-fold probabilities and features: the per-image issues
+    (flag and score of each type, near-duplicate sets) and the summary (one row per type)."""
+    from cleanlab import Datalab
+
+    lab = Datalab(data={"label": np.asarray(labels)}, label_name="label", verbosity=0)
+    lab.find_issues(pred_probs=pred_probs, features=features, issue_types={t: {} for t in ISSUE_TYPES})
+    issues = pd.concat([lab.get_issues(t).filter(regex=r"^is_|_score$|_sets$") for t in ISSUE_TYPES], axis=1)
+    issues = issues.rename(columns=lambda c: c.removeprefix("is_"))
+    return issues, lab.get_issue_summary()
+
+
+def examples_table(preds: list[dict], *, classes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per training image, ranked by cleanlab's label score (rank 1: most likely mislabelled):
+    out-of-fold prediction and loss, the data map, and the audit's flags and scores. Also the audit summary."""
+    oof, probs, features = out_of_fold(preds)
+    issues, summary = audit(oof["label"].to_numpy(), probs, features)
+    df = pd.concat([oof.drop(columns=["in_sample_mean_loss"]), data_map(preds), issues], axis=1)
+    df.insert(2, "label_name", [classes[k] for k in df["label"]])
+    df.insert(4, "predicted_name", [classes[k] for k in df["oof_prediction"]])
+    df = df.sort_values(["label_score", "image"], kind="stable").reset_index(drop=True)
+    df.insert(0, "label_issue_rank", np.arange(1, len(df) + 1))
+    df["hardness_rank"] = df["oof_loss"].rank(ascending=False, method="first").astype(int)
+    return df, summary
+
+
+def planted_recall(table: pd.DataFrame, planted, top: int) -> dict:
+    """Of the images whose labels were flipped on purpose, the share among the ``top`` label-issue candidates
+    (recall) and the share of those candidates that were planted (precision)."""
+    found = set(table.nsmallest(top, "label_issue_rank")["image"]) & set(np.asarray(planted).tolist())
+    return {"top": top, "planted": len(planted), "found": len(found), "recall": len(found) / max(1, len(planted)),
+            "precision": len(found) / max(1, top)}
+
+
+def aggregate_memorisation(h5, histories, metrics) -> tuple[pd.DataFrame, dict, float]:
+    """memorisation.csv, the first seed's histories by run (the figure's curves) and chance."""
+    from anatomy.io import read_h5_attrs
+
+    hist, met = read_runs(histories, metrics)
+    table = memorisation_table(hist, met, len(read_h5_attrs(h5)["classes"]))
+    first = min(seed for _, seed in hist)
+    return table, {run: h for (run, seed), h in hist.items() if seed == first}, float(table["chance"].iloc[0])
+
+
+def aggregate_windows(h5, histories) -> tuple[pd.DataFrame, np.ndarray]:
+    """windows.csv and the test images (the figure's background)."""
+    from anatomy.io import read_dataset_h5
+
+    x_test, _ = read_dataset_h5(h5, "test")
+    return windows_table(read_runs(histories)[0], x_test), x_test
+
+
+def aggregate_examples(h5, predictions) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """examples.csv, the audit's summary and the training images (the thumbnails)."""
+    from anatomy.io import read_dataset_h5, read_h5_attrs
+
+    x_train, _ = read_dataset_h5(h5, "train")
+    table, summary = examples_table([digits.read_predictions(p) for p in predictions],
+                                    classes=read_h5_attrs(h5)["classes"])
+    return table, summary, x_train
+
+
+# ---------------------------------------------------------------- the one-page report
+
+FIGURE_MEANING = {
+    "memorisation": "If the random-label curves reach high training accuracy while their test accuracy stays at "
+                    "chance, the network can memorise this training set: a high training accuracy alone says "
+                    "nothing about what it learned.",
+    "windows": "Each cell is a network that saw only that window: where the accuracy is high, the window "
+               "alone carries the label; compare it with the full image's accuracy above.",
+    "examples": "The images cleanlab ranks as most likely mislabelled, with their given and out-of-fold "
+                "predicted classes: check these labels first.",
+    "examples_datamap": "Images low on confidence and low on variability are consistently predicted as another "
+                        "class (hard to learn, often mislabelled); high variability marks ambiguous ones.",
+}
+
+
+def report(name: str, manifest: dict, s: dict, *, scale: str, tables: dict, summary=None) -> str:
+    """``anatomy.md``: the dataset, then per part its numbers (with spread and n), figure and what it means."""
+    shape = "x".join(map(str, manifest["shape"]))
+    model = choose_model(s["model"], manifest["shape"])
+    lines = [f"# The anatomy of '{name}'", "",
+             f"{manifest['sizes']['train']} training and {manifest['sizes']['test']} test images, {shape} "
+             f"(H x W x channels), {len(manifest['classes'])} classes ({', '.join(manifest['classes'])}); "
+             f"source: {manifest['source']}. Model: {MODEL_TEXT[model]}, batch {s['batch_size']}, Adam at "
+             f"{s['learning_rate']:g}. Config: {scale}. Spreads are sample sd over runs (seeds or folds), n runs.", ""]
+    if "memorisation" in tables:
+        t = tables["memorisation"]
+        lines += ["## Memorisation", "",
+                  f"Chance is {t['chance'].iloc[0]:.3f}; fitted means training accuracy >= {FITTED:g}. "
+                  f"{s['memorisation']['epochs']} epochs per run.", "",
+                  "| run | training accuracy | test accuracy | epochs to fit |", "| --- | --- | --- | --- |"]
+        for run, g in t.groupby("run", sort=False):
+            lines.append(f"| {run} | {spread(g['final_train_accuracy'])} | {spread(g['final_test_accuracy'])} | "
+                         f"{spread(g['epochs_to_fit'], '.1f')} |")
+        lines += ["", "![memorisation](figures/memorisation.png)", "", FIGURE_MEANING["memorisation"], ""]
+    if "windows" in tables:
+        t = tables["windows"]
+        w, full = t[t["kind"] == "window"], t[t["kind"] == "full"]
+        best = w.loc[w["test_accuracy"].idxmax()]
+        lines += ["## Where the signal is", "",
+                  f"Full image: test accuracy {spread(full['test_accuracy'])} (seeds). {len(w)} windows of "
+                  f"{int(best['size'])}x{int(best['size'])} pixels, one run each (seed {int(w['seed'].iloc[0])}): "
+                  f"best at row {int(best['i'])}, column {int(best['j'])} (top-left corner) with "
+                  f"{best['test_accuracy']:.3f}, worst {w['test_accuracy'].min():.3f}; a single run per window, so "
+                  "differences within the full image's spread are not settled.", "",
+                  "![windows](figures/windows.png)", "", FIGURE_MEANING["windows"], ""]
+    if "examples" in tables:
+        t = tables["examples"]
+        e = s["examples"]
+        flagged = ", ".join(f"{r.issue_type.replace('_', ' ')} {int(r.num_issues)}" for r in summary.itertuples())
+        hardest = t.nsmallest(5, "hardness_rank")
+        lines += ["## Examples", "",
+                  f"{e['folds']}-fold out-of-fold predictions ({e['epochs']} epochs per fold): accuracy "
+                  f"{(t['oof_prediction'] == t['label']).mean():.3f} over {len(t)} training images. "
+                  f"cleanlab Datalab flags: {flagged}. Hardest by out-of-fold loss: images "
+                  f"{', '.join(str(int(i)) for i in hardest['image'])}. The full ranking is examples.csv.", "",
+                  "![label issues](figures/examples.png)", "", FIGURE_MEANING["examples"], "",
+                  "![data map](figures/examples_datamap.png)", "", FIGURE_MEANING["examples_datamap"], ""]
+    return "\n".join(lines)
+
+
+def provenance(name: str, source: str, scale: str) -> str:
+    """Every figure's subtitle: the dataset by its configured name and the config scale."""
+    return f"data: {name} (own dataset, {source}) | config: {scale}"
+
+
+def write_report(path, inputs: dict, *, name: str, settings: dict, scale: str) -> None:
+    """Write :func:`report` from the part tables' paths (``inputs``: part -> csv, ``examples_audit``, ``manifest``)."""
+    from anatomy.io import atomic_path, read_json
+
+    tables = {p: pd.read_csv(inputs[p]) for p in PARTS if p in inputs}
+    summary = pd.read_csv(inputs["examples_audit"]) if "examples_audit" in inputs else None
+    text = report(name, read_json(inputs["manifest"]), settings, scale=scale, tables=tables, summary=summary)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
