@@ -211,6 +211,8 @@ def run_fingerprint(model, data, epochs: int, info: dict | None) -> str:
     h = hashlib.sha256()
     settings = {k: v for k, v in (info or {}).items() if k not in MACHINE_KEYS}
     optimizer = model.optimizer.get_config() if getattr(model, "optimizer", None) is not None else None
+    if optimizer:  # Keras numbers the names of later optimizers in one process (adam, adam_1): not a setting
+        optimizer = {k: v for k, v in optimizer.items() if k != "name"}
     h.update(json.dumps([settings, optimizer, epochs, getattr(data, "batch_size", None),
                          getattr(data, "seed", None)], sort_keys=True, default=str).encode())
     for arr in [*model.get_weights(), getattr(data, "x", None), getattr(data, "y", None)]:
