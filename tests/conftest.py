@@ -18,14 +18,6 @@ from anatomy.config import deep_merge as deep_update  # noqa: E402
 from anatomy.plan import parse_job_counts  # noqa: E402  (used by the tests)
 
 
-def h5_attrs(path) -> dict:
-    """The attributes of a dataset file (source, sha256, classes), as plain Python values."""
-    import h5py
-
-    with h5py.File(path, "r", locking=False) as f:
-        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()}
-
-
 def assert_figure(path, *, min_size=(300, 200), min_colours=16) -> None:
     """A figure a reader can use: a PNG that opens, at least ``min_size`` (width, height) pixels,
     and not blank (its pixels vary, in more than ``min_colours`` distinct colours)."""

@@ -14,9 +14,9 @@ from anatomy.config import ConfigError, deep_merge, load_yaml, validate_config
 from anatomy.data import example
 from anatomy.data.own import build_own_dataset, read_own_dataset, write_kaggle_csv
 from anatomy.data.sources import DataError
-from anatomy.io import read_dataset_h5, read_json, sha256_file
+from anatomy.io import read_dataset_h5, read_h5_attrs, read_json, sha256_file
 
-from conftest import ROOT, Workflow, h5_attrs, tiny_config
+from conftest import ROOT, Workflow, tiny_config
 
 H, W = 6, 5
 CLASSES = ["ant", "bee", "cat"]
@@ -91,7 +91,7 @@ def test_round_trip_through_reader_and_hdf5(tmp_path, make, channels):
     assert manifest["shape"] == [H, W, channels] and manifest["channels"] == channels and manifest["dtype"] == "uint8"
     assert manifest["sizes"] == {"train": 12, "test": 6}
     names = CLASSES if spec["source"] == "folder" else ["0", "1", "2"]
-    assert manifest["classes"] == names and h5_attrs(out / "data.h5")["classes"] == names
+    assert manifest["classes"] == names and read_h5_attrs(out / "data.h5")["classes"] == names
     assert manifest["counts"] == {"train": dict.fromkeys(names, 4), "test": dict.fromkeys(names, 2)}
     assert len(manifest["checksums"]) == (1 if spec["source"] == "npz" else 2)
     if spec["source"] != "folder":

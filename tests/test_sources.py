@@ -20,8 +20,7 @@ from anatomy.data.sources import (
     safe_tar_members,
     verify_checksum,
 )
-from anatomy.io import read_dataset_h5, sha256_file, write_dataset_h5
-from conftest import h5_attrs
+from anatomy.io import read_dataset_h5, read_h5_attrs, sha256_file, write_dataset_h5
 
 MNIST_SHAPE = (28, 28, 1)
 
@@ -243,7 +242,7 @@ def test_build_mnist_from_npz_roundtrip(tmp_path):
         assert x.dtype == np.uint8
         np.testing.assert_array_equal(x[..., 0], arrays[f"x_{split}"])
         np.testing.assert_array_equal(y, arrays[f"y_{split}"])
-    attrs = h5_attrs(out)
+    attrs = read_h5_attrs(out)
     assert attrs["source"] == "npz:mnist.npz"
     assert attrs["sha256"] == sha256_file(npz)
     assert list(attrs["classes"]) == [str(i) for i in range(10)]
@@ -265,8 +264,8 @@ def test_build_mnist_download_correct_checksum(tmp_path):
     np.savez(npz, **_arrays())
     out = tmp_path / "mnist.h5"
     build_mnist(out, source="download", url=npz.as_uri(), sha256=sha256_file(npz))
-    assert h5_attrs(out)["sha256"] == sha256_file(npz)
-    assert h5_attrs(out)["source"].startswith("download:")
+    assert read_h5_attrs(out)["sha256"] == sha256_file(npz)
+    assert read_h5_attrs(out)["source"].startswith("download:")
 
 
 def test_build_mnist_unknown_source(tmp_path):

@@ -110,3 +110,11 @@ def read_dataset_h5(path, split: str):
         raise ValueError(f"{path}: split '{split}' has {len(x)} images but {len(y)} labels")
     return x, y
 
+
+
+def read_h5_attrs(path) -> dict:
+    """A dataset file's attributes (source, sha256, classes) as plain Python values, without HDF5's file lock."""
+    import h5py
+
+    with h5py.File(path, "r", locking=False) as f:
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()}
