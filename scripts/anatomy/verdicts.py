@@ -35,6 +35,7 @@ nothing that needs a spread is decided: "not settled (one run)".
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -198,7 +199,6 @@ def estimate(values, reference=None, *, name: str = "mean", level: float = 0.95,
     ``external_sd`` with a normal quantile. A zero sd
     (all values tied) gives no interval: ties show no spread to judge by.
     """
-    from scipy import stats
 
     v, r = _finite(values), (None if reference is None else _finite(reference))
     nan = float("nan")
@@ -215,16 +215,15 @@ def estimate(values, reference=None, *, name: str = "mean", level: float = 0.95,
     w = _finite(spread)
     if df >= 1:
         sd = math.sqrt(ss / df)
-        q = float(stats.t.ppf(0.5 + level / 2, df))
     elif w.size >= 2:
-        df = w.size - 1
-        sd, q = float(w.std(ddof=1)), float(stats.t.ppf(0.5 + level / 2, df))
+        df, sd = w.size - 1, float(w.std(ddof=1))
     elif external_sd is not None:
-        sd, df, q = float(external_sd), float("inf"), float(stats.norm.ppf(0.5 + level / 2))
+        sd, df = float(external_sd), float("inf")
     else:
         return Estimate(name, mean, nan, n, nan, nan, level)
     if not sd > 0:
         return Estimate(name, mean, sd, n, nan, nan, level, df, 0.0)
+    q = _quantile(float(df), 0.5 + level / 2)
     se = sd * math.sqrt(k)
     return Estimate(name, mean, sd, n, mean - q * se, mean + q * se, level, float(df), se)
 
@@ -255,7 +254,9 @@ def at_claim_scale(scale: str) -> bool:
     return str(scale).split(",")[0].strip() == "full"
 
 
+@functools.lru_cache(maxsize=4096)
 def _quantile(df: float, p: float) -> float:
+    """The t quantile (normal where df is infinite); cached: a study judges a few (df, p) pairs many times."""
     from scipy import stats
 
     return float(stats.norm.ppf(p) if not math.isfinite(df) else stats.t.ppf(p, df))
