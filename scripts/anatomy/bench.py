@@ -698,7 +698,25 @@ def versions() -> str:
             f"snakemake {snakemake.__version__}, {os.cpu_count()} CPUs, {platform.machine()}")
 
 
-PARTS = ("pipeline", "augment", "synthetic", "flops", "workflow", "scaling")
+def bench_startup(*, repeats: int) -> list:
+    """A training job's Keras import, as ``configure_tensorflow`` does it (without the extras no job uses)
+    against a plain ``import keras``: each in a fresh interpreter, the best of ``repeats``."""
+    code = {"ours": "from anatomy.training.setup import import_keras; import_keras()", "theirs": "import keras"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT / "scripts")}
+    best = {}
+    for k, c in code.items():
+        times = []
+        for _ in range(max(1, repeats)):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", c], check=True, env=env, capture_output=True)
+            times.append(time.perf_counter() - t)
+        best[k] = min(times)
+    return [row("startup/keras_import", "a fresh interpreter importing Keras and TensorFlow: without its optional "
+                "scikit-learn and IPython extras (as every training job) vs plain `import keras`", best["ours"],
+                best["theirs"], "s", goal=0.9, higher_is_better=False)]
+
+
+PARTS = ("pipeline", "augment", "synthetic", "flops", "workflow", "scaling", "startup")
 
 
 def run(*, out: Path, parts=PARTS, scale: float = 1.0, repeats: int = 3, workdir: Path = Path("."),
@@ -737,6 +755,8 @@ def run(*, out: Path, parts=PARTS, scale: float = 1.0, repeats: int = 3, workdir
         if "scaling" in parts:
             rows += bench_epoch_scaling(paths, cfg, scale=scale, device=device)
             rows += bench_cores(cfg, full_quick=full_quick)
+        if "startup" in parts:
+            rows += bench_startup(repeats=repeats)
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["versions"] = versions()
     table["seconds_total"] = round(time.perf_counter() - t_start, 1)
