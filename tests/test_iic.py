@@ -188,15 +188,16 @@ def _train_alpha10(warmup_steps: int, steps: int, seed: int = 0):
 
 
 def test_alpha_10_with_warm_up_leaves_the_uniform_point_and_the_posts_constant_alpha_does_not():
-    """The published constant alpha 10 ends at the uniform point within 120 steps; with alpha 1 for 60 steps,
-    then rising to 10 over 60, the same net and data are well away from it after 120 more steps at alpha 10.
+    """The published constant alpha 10 ends at the uniform point within 60 steps; with alpha 1 for 30 steps,
+    then rising to 10 over 30, the same net and data are still away from it after 60 more steps at alpha 10.
 
     Judged by what defines the uniform point, the outputs' mean per-image entropy (ln 10 there), never by the
-    loss value: the bound (``iic.UNIFORM_TOLERANCE``) is set from the spread over five seeds, far from both.
+    loss value. Spread over seeds 0-4 at these steps (Intel Xeon): constant alpha 0.002-0.011 nats below
+    ln 10, warm-up 0.20-0.81 below; ``iic.UNIFORM_TOLERANCE`` (0.05) sits a factor of 4 from both.
     """
-    z = _train_alpha10(warmup_steps=60, steps=240)
+    z = _train_alpha10(warmup_steps=30, steps=120)
     assert not iic.at_uniform_point(z), iic.mean_entropy(z)
-    z0 = _train_alpha10(warmup_steps=0, steps=120)
+    z0 = _train_alpha10(warmup_steps=0, steps=60)
     assert iic.at_uniform_point(z0), iic.mean_entropy(z0)
 
 

@@ -50,17 +50,3 @@ def test_every_rule_script_sits_in_its_study_folder_and_every_one_is_used():
     for smk in (ROOT / "rules").glob("*.smk"):
         used |= set(re.findall(r'"\.\./scripts/([\w/]+\.py)"', smk.read_text()))
     assert used == RULE_SCRIPTS, (RULE_SCRIPTS - used, used - RULE_SCRIPTS)
-
-
-def test_training_jobs_import_keras_without_its_unused_extras_and_sklearn_still_works():
-    """configure_tensorflow imports Keras without scikit-learn and IPython (0.8 s a job), and leaves both
-    importable for our own code afterwards."""
-    code = ("import sys; from anatomy.training.setup import configure_tensorflow; "
-            "configure_tensorflow(threads=1, seed=0); "
-            "before = [m for m in ('sklearn', 'IPython') if m in sys.modules]; "
-            "from sklearn.linear_model import LogisticRegression; import keras; keras.layers.Dense(2); "
-            "print(__import__('json').dumps(before))")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       env={"PYTHONPATH": str(ROOT / "scripts"), "PATH": "", "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert json.loads(p.stdout.strip().splitlines()[-1]) == []
