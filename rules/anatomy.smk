@@ -96,17 +96,17 @@ rule anatomy_memorisation:
         histories=anatomy_memorisation_runs,
         metrics=lambda wc: anatomy_memorisation_runs(wc, "metrics.json"),
     output:
-        table=report(
+        table=in_report(
             f"{RESULTS}/datasets/{{name}}/memorisation.csv",
-            caption="../report/anatomy_memorisation.rst",
-            category="dataset: {name}",
-            subcategory="memorisation",
+            "anatomy_memorisation",
+            "dataset: {name}",
+            "memorisation",
         ),
-        figure=report(
+        figure=in_report(
             f"{RESULTS}/datasets/{{name}}/figures/memorisation.png",
-            caption="../report/anatomy_memorisation.rst",
-            category="dataset: {name}",
-            subcategory="memorisation",
+            "anatomy_memorisation",
+            "dataset: {name}",
+            "memorisation",
         ),
     log:
         f"{RESULTS}/logs/datasets/{{name}}/memorisation.log",
@@ -136,17 +136,17 @@ rule anatomy_windows:
         h5=f"{RESULTS}/datasets/{{name}}/data.h5",
         histories=anatomy_window_runs,
     output:
-        table=report(
+        table=in_report(
             f"{RESULTS}/datasets/{{name}}/windows.csv",
-            caption="../report/anatomy_windows.rst",
-            category="dataset: {name}",
-            subcategory="windows",
+            "anatomy_windows",
+            "dataset: {name}",
+            "windows",
         ),
-        figure=report(
+        figure=in_report(
             f"{RESULTS}/datasets/{{name}}/figures/windows.png",
-            caption="../report/anatomy_windows.rst",
-            category="dataset: {name}",
-            subcategory="windows",
+            "anatomy_windows",
+            "dataset: {name}",
+            "windows",
         ),
     log:
         f"{RESULTS}/logs/datasets/{{name}}/windows.log",
@@ -173,24 +173,24 @@ rule anatomy_examples:
         h5=f"{RESULTS}/datasets/{{name}}/data.h5",
         predictions=anatomy_folds,
     output:
-        table=report(
+        table=in_report(
             f"{RESULTS}/datasets/{{name}}/examples.csv",
-            caption="../report/anatomy_examples.rst",
-            category="dataset: {name}",
-            subcategory="examples",
+            "anatomy_examples",
+            "dataset: {name}",
+            "examples",
         ),
         summary=f"{RESULTS}/datasets/{{name}}/examples_audit.csv",
-        figure=report(
+        figure=in_report(
             f"{RESULTS}/datasets/{{name}}/figures/examples.png",
-            caption="../report/anatomy_examples.rst",
-            category="dataset: {name}",
-            subcategory="examples",
+            "anatomy_examples",
+            "dataset: {name}",
+            "examples",
         ),
-        datamap=report(
+        datamap=in_report(
             f"{RESULTS}/datasets/{{name}}/figures/examples_datamap.png",
-            caption="../report/anatomy_examples_datamap.rst",
-            category="dataset: {name}",
-            subcategory="examples",
+            "anatomy_examples_datamap",
+            "dataset: {name}",
+            "examples",
         ),
     log:
         f"{RESULTS}/logs/datasets/{{name}}/examples.log",
@@ -222,11 +222,11 @@ rule anatomy_report:
         unpack(anatomy_tables),
         manifest=f"{RESULTS}/datasets/{{name}}/manifest.json",
     output:
-        report(
+        in_report(
             f"{RESULTS}/datasets/{{name}}/anatomy.md",
-            caption="../report/anatomy_report.rst",
-            category="dataset: {name}",
-            subcategory="report",
+            "anatomy_report",
+            "dataset: {name}",
+            "report",
         ),
     log:
         f"{RESULTS}/logs/datasets/{{name}}/anatomy.log",

@@ -171,25 +171,22 @@ rule cifar_aggregate:
         ],
     output:
         **{
-            name: report(
+            name: in_report(
                 f"{RESULTS}/cifar/figures/{name}.png",
-                caption=f"../report/cifar_{name}.rst",
-                category="2 cifar",
-                subcategory="figures",
+                f"cifar_{name}",
+                "2 cifar",
+                "figures",
             )
             for name in CIFAR_FIGURES
         },
-        summary=report(
-            f"{RESULTS}/cifar/summary.csv",
-            caption="../report/cifar_summary.rst",
-            category="2 cifar",
-            subcategory="tables",
+        summary=in_report(
+            f"{RESULTS}/cifar/summary.csv", "cifar_summary", "2 cifar", "tables"
         ),
-        label_table=report(
+        label_table=in_report(
             f"{RESULTS}/cifar/label_corruption.csv",
-            caption="../report/cifar_label_corruption.rst",
-            category="2 cifar",
-            subcategory="tables",
+            "cifar_label_corruption",
+            "2 cifar",
+            "tables",
         ),
     log:
         f"{RESULTS}/logs/cifar/aggregate.log",

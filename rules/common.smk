@@ -54,6 +54,16 @@ wildcard_constraints:
     mask="window|as_published",
 
 
+def in_report(path, caption, category, subcategory=None):
+    """An output shown in the Snakemake report, captioned by report/<caption>.rst."""
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category=category,
+        subcategory=subcategory,
+    )
+
+
 def data_label(name):
     """How a dataset was sourced, for figure subtitles and the summary."""
     src = config["data"][name]["source"]

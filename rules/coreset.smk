@@ -191,31 +191,25 @@ rule coreset_aggregate:
         ],
     output:
         **{
-            name: report(
+            name: in_report(
                 f"{RESULTS}/coreset/figures/{name}.png",
-                caption=f"../report/coreset_{name}.rst",
-                category="4 coreset",
-                subcategory="figures",
+                f"coreset_{name}",
+                "4 coreset",
+                "figures",
             )
             for name in CORESET_FIGURES
         },
-        runs=report(
-            f"{RESULTS}/coreset/runs.csv",
-            caption="../report/coreset_runs.rst",
-            category="4 coreset",
-            subcategory="tables",
+        runs=in_report(
+            f"{RESULTS}/coreset/runs.csv", "coreset_runs", "4 coreset", "tables"
         ),
-        verdict=report(
-            f"{RESULTS}/coreset/verdict.csv",
-            caption="../report/coreset_verdict.rst",
-            category="4 coreset",
-            subcategory="tables",
+        verdict=in_report(
+            f"{RESULTS}/coreset/verdict.csv", "coreset_verdict", "4 coreset", "tables"
         ),
-        recheck_table=report(
+        recheck_table=in_report(
             f"{RESULTS}/coreset/recheck_histogram.csv",
-            caption="../report/coreset_recheck_histogram.rst",
-            category="4 coreset",
-            subcategory="tables",
+            "coreset_recheck_histogram",
+            "4 coreset",
+            "tables",
         ),
     log:
         f"{RESULTS}/logs/coreset/aggregate.log",

@@ -93,11 +93,11 @@ rule crops_baseline_curves:
             seed=config["crops"]["baseline"]["seeds"],
         ),
     output:
-        report(
+        in_report(
             f"{RESULTS}/crops/figures/baseline_curves.png",
-            caption="../report/crops_baseline_curves.rst",
-            category="1 crops",
-            subcategory="training curves",
+            "crops_baseline_curves",
+            "1 crops",
+            "training curves",
         ),
     log:
         f"{RESULTS}/logs/crops/baseline_curves.log",
@@ -176,19 +176,16 @@ rule crops_aggregate:
         windows=[f"{d}/history.csv" for d in crops_window_dirs()],
     output:
         **{
-            name: report(
+            name: in_report(
                 f"{RESULTS}/crops/figures/{name}.png",
-                caption=f"../report/crops_{name}.rst",
-                category="1 crops",
-                subcategory="figures",
+                f"crops_{name}",
+                "1 crops",
+                "figures",
             )
             for name in CROPS_FIGURES
         },
-        windows=report(
-            f"{RESULTS}/crops/windows.csv",
-            caption="../report/crops_windows.rst",
-            category="1 crops",
-            subcategory="tables",
+        windows=in_report(
+            f"{RESULTS}/crops/windows.csv", "crops_windows", "1 crops", "tables"
         ),
         baseline=f"{RESULTS}/crops/baseline.csv",
     log:
@@ -272,23 +269,14 @@ rule crops_verdict:
         ),
         confirm=crops_confirm_histories,
     output:
-        confirm=report(
-            f"{RESULTS}/crops/confirm.csv",
-            caption="../report/crops_confirm.rst",
-            category="1 crops",
-            subcategory="tables",
+        confirm=in_report(
+            f"{RESULTS}/crops/confirm.csv", "crops_confirm", "1 crops", "tables"
         ),
-        tests=report(
-            f"{RESULTS}/crops/confirm_tests.csv",
-            caption="../report/crops_confirm.rst",
-            category="1 crops",
-            subcategory="tables",
+        tests=in_report(
+            f"{RESULTS}/crops/confirm_tests.csv", "crops_confirm", "1 crops", "tables"
         ),
-        verdict=report(
-            f"{RESULTS}/crops/verdict.csv",
-            caption="../report/crops_verdict.rst",
-            category="1 crops",
-            subcategory="tables",
+        verdict=in_report(
+            f"{RESULTS}/crops/verdict.csv", "crops_verdict", "1 crops", "tables"
         ),
     log:
         f"{RESULTS}/logs/crops/verdict.log",
@@ -314,17 +302,14 @@ rule crops_stacking:
         windows=[f"{d}/predictions.npz" for d in crops_window_dirs("window")],
         histories=[f"{d}/history.csv" for d in crops_window_dirs("window")],
     output:
-        table=report(
-            f"{RESULTS}/crops/stacking.csv",
-            caption="../report/crops_stacking.rst",
-            category="1 crops",
-            subcategory="tables",
+        table=in_report(
+            f"{RESULTS}/crops/stacking.csv", "crops_stacking", "1 crops", "tables"
         ),
-        figure=report(
+        figure=in_report(
             f"{RESULTS}/crops/figures/stacking.png",
-            caption="../report/crops_stacking.rst",
-            category="1 crops",
-            subcategory="figures",
+            "crops_stacking",
+            "1 crops",
+            "figures",
         ),
     log:
         f"{RESULTS}/logs/crops/stacking.log",

@@ -93,12 +93,7 @@ def digits_final_output():
 
 
 def digits_report(path, name, subcategory):
-    return report(
-        path,
-        caption=f"../report/digits_{name}.rst",
-        category="5 digits",
-        subcategory=subcategory,
-    )
+    return in_report(path, f"digits_{name}", "5 digits", subcategory)
 
 
 rule digits_arrays:

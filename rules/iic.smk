@@ -81,31 +81,20 @@ rule iic_aggregate:
         metrics=[f"{d}/metrics.json" for d in iic_run_dirs()],
     output:
         **{
-            name: report(
-                f"{RESULTS}/iic/figures/{name}.png",
-                caption=f"../report/iic_{name}.rst",
-                category="3 iic",
-                subcategory="figures",
+            name: in_report(
+                f"{RESULTS}/iic/figures/{name}.png", f"iic_{name}", "3 iic", "figures"
             )
             for name in IIC_FIGURES
         },
-        runs=report(
-            f"{RESULTS}/iic/runs.csv",
-            caption="../report/iic_runs.rst",
-            category="3 iic",
-            subcategory="tables",
+        runs=in_report(f"{RESULTS}/iic/runs.csv", "iic_runs", "3 iic", "tables"),
+        summary=in_report(
+            f"{RESULTS}/iic/summary.csv", "iic_summary", "3 iic", "tables"
         ),
-        summary=report(
-            f"{RESULTS}/iic/summary.csv",
-            caption="../report/iic_summary.rst",
-            category="3 iic",
-            subcategory="tables",
-        ),
-        gif=report(
+        gif=in_report(
             f"{RESULTS}/iic/figures/p_over_epochs.gif",
-            caption="../report/iic_p_over_epochs.rst",
-            category="3 iic",
-            subcategory="figures",
+            "iic_p_over_epochs",
+            "3 iic",
+            "figures",
         ),
     log:
         f"{RESULTS}/logs/iic/aggregate.log",

@@ -14,11 +14,7 @@ rule summary:
             [f"{RESULTS}/coreset/runs.csv"] if config["coreset"]["enabled"] else []
         ),
     output:
-        csv=report(
-            f"{RESULTS}/summary.csv",
-            caption="../report/summary.rst",
-            category="0 summary",
-        ),
+        csv=in_report(f"{RESULTS}/summary.csv", "summary", "0 summary"),
         md=f"{RESULTS}/summary.md",
     log:
         f"{RESULTS}/logs/summary.log",

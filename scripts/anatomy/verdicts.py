@@ -184,11 +184,6 @@ def _finite(values) -> np.ndarray:
     return v[np.isfinite(v)]
 
 
-def t_interval(values, *, name: str = "mean", level: float = 0.95) -> Estimate:
-    """Student-t interval for the mean of ``values`` (NaNs dropped; no interval with n < 2 or sd 0)."""
-    return estimate(_finite(values), name=name, level=level)
-
-
 def estimate(values, reference=None, *, name: str = "mean", level: float = 0.95, external_sd: float | None = None,
              spread=None) -> Estimate:
     """The mean of ``values`` (minus the mean of ``reference``) with a t interval at ``level``.
