@@ -118,3 +118,9 @@ def read_h5_attrs(path) -> dict:
 
     with h5py.File(path, "r", locking=False) as f:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()}
+
+
+def run_and_seed(path) -> tuple[str, int]:
+    """(run, seed) of a run's file, ``.../<run>/seed<s>/<file>``: the training rules' folder layout."""
+    folder = Path(path).parent
+    return folder.parent.name, int(folder.name.removeprefix("seed"))

@@ -180,12 +180,13 @@ def build_model(name: str, input_shape, num_classes: int, learning_rate: float):
     return model
 
 
-def feature_model(model):
-    """The penultimate layer: the input of the last dense layer."""
+def with_features(model):
+    """``model`` answering (probabilities, penultimate features) in one pass: the features are the input of
+    its last dense layer."""
     import keras
 
     last = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)][-1]
-    return keras.Model(model.inputs, last.input)
+    return keras.Model(model.inputs, [model.outputs[0], last.input])
 
 
 def _dynamics_callback(x, y):
@@ -247,8 +248,8 @@ def train_anatomy_run(*, h5, files: dict, part: str, run: str, settings: dict, s
         callbacks.append(_dynamics_callback(all_x, d["all_y"]))
 
         def write_predictions(m, metrics):
-            probs = m.predict(all_x, batch_size=1000, verbose=0).astype(np.float32)
-            feats = feature_model(m).predict(all_x, batch_size=1000, verbose=0).astype(np.float32)
+            probs, feats = (a.astype(np.float32) for a in with_features(m).predict(all_x, batch_size=1000,
+                                                                                     verbose=0))
             dyn = callbacks[-1]
             write_npz(files["predictions"], images=np.arange(len(all_x)), labels=d["all_y"], probs=probs,
                       losses=digits.cross_entropy(probs, d["all_y"]), features=feats,

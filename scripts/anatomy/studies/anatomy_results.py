@@ -16,15 +16,9 @@ FITTED = 0.95  # training accuracy at which a run counts as fitted (the cifar st
 
 def read_runs(histories, metrics=()) -> tuple[dict, dict]:
     """Histories and metrics keyed by (run, seed), from paths ``.../<run>/seed<s>/history.csv``."""
-    from pathlib import Path
+    from anatomy.io import read_json, run_and_seed
 
-    from anatomy.io import read_json
-
-    def key(path):
-        folder = Path(path).parent
-        return folder.parent.name, int(folder.name.removeprefix("seed"))
-
-    return ({key(p): pd.read_csv(p) for p in histories}, {key(p): read_json(p) for p in metrics})
+    return ({run_and_seed(p): pd.read_csv(p) for p in histories}, {run_and_seed(p): read_json(p) for p in metrics})
 
 
 def memorisation_table(histories: dict, metrics: dict, num_classes: int) -> pd.DataFrame:

@@ -365,18 +365,16 @@ def collect(histories, metrics) -> tuple[dict, "pd.DataFrame"]:
     """Each run's history keyed by (run, seed), from its folder ``<run>/seed<s>`` (the rule's wildcards),
     and the summary table, one row per run and seed, from the runs' ``history.csv`` and ``metrics.json``
     paths (in the same order)."""
-    import json
-    from pathlib import Path
-
     import pandas as pd
+
+    from anatomy.io import read_json, run_and_seed
 
     hist, rows = {}, []
     for h_path, m_path in zip(histories, metrics, strict=True):
-        folder = Path(h_path).parent
-        key = (folder.parent.name, int(folder.name.removeprefix("seed")))
+        key = run_and_seed(h_path)
         hist[key] = pd.read_csv(h_path)
         rows.append({"run": key[0], "seed": key[1],
-                     **run_summary(key[0], hist[key], json.loads(Path(m_path).read_text()))})
+                     **run_summary(key[0], hist[key], read_json(m_path))})
     return hist, pd.DataFrame(rows)
 
 
