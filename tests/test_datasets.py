@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 
 import numpy as np
 import pandas as pd
@@ -12,7 +10,8 @@ from PIL import Image
 
 from anatomy.config import ConfigError, deep_merge, load_yaml, validate_config
 from anatomy.data import example
-from anatomy.data.own import build_own_dataset, read_own_dataset, write_kaggle_csv
+from anatomy.data.digits import write_digits_csv
+from anatomy.data.own import build_own_dataset, read_own_dataset
 from anatomy.data.sources import DataError
 from anatomy.io import read_dataset_h5, read_h5_attrs, read_json, sha256_file
 
@@ -57,7 +56,7 @@ def _folder(tmp_path, channels=1, ext="png"):
 def _csv(tmp_path, channels=1):
     spec = {"source": "csv", "shape": [H, W] if channels == 1 else [H, W, 3]}
     for split, (x, y) in _splits(channels).items():
-        write_kaggle_csv(tmp_path / f"{split}.csv", x, y)
+        write_digits_csv(tmp_path / f"{split}.csv", x, y)
         spec[split] = str(tmp_path / f"{split}.csv")
     return spec
 

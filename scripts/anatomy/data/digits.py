@@ -94,8 +94,10 @@ def read_digits_csv(path, *, labelled: bool):
 
 
 def write_digits_csv(path, x, y=None) -> None:
-    px = np.asarray(x, dtype=np.uint8).reshape(len(x), 784)
-    cols = PIXELS if y is None else TRAIN_HEADER
+    """Images (N x H x W[ x C], uint8) and, where given, labels as a Kaggle-layout CSV: [label,] pixel0, ..."""
+    px = np.asarray(x, dtype=np.uint8).reshape(len(x), -1)
+    pixels = [f"pixel{i}" for i in range(px.shape[1])]
+    cols = pixels if y is None else ["label", *pixels]
     data = px if y is None else np.concatenate([np.asarray(y, np.int64)[:, None], px.astype(np.int64)], axis=1)
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as f:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anatomy.data.own import write_kaggle_csv
+from anatomy.data.digits import write_digits_csv
 
 SHAPE = (16, 16)
 CLASSES = ["horizontal", "vertical", "diagonal"]
@@ -49,4 +49,4 @@ def write_example(folder, *, n_train: int = 300, n_test: int = 150, seed: int = 
     """Write ``folder``/train.csv and test.csv (config/datasets/example.yaml reads them)."""
     folder = Path(folder)
     for name, n, s in (("train", n_train, seed), ("test", n_test, seed + 1)):
-        write_kaggle_csv(folder / f"{name}.csv", *example_images(n, seed=s))
+        write_digits_csv(folder / f"{name}.csv", *example_images(n, seed=s))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from anatomy.data.sources import DataError, read_npz_arrays
-from anatomy.io import atomic_path, sha256_file, write_dataset_h5, write_json
+from anatomy.io import sha256_file, write_dataset_h5, write_json
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -320,12 +320,3 @@ def build_own_dataset(name: str, spec: dict, h5_path, manifest_path) -> dict:
         Path(h5_path).unlink(missing_ok=True)
         raise
     return manifest
-
-
-def write_kaggle_csv(path, x, y) -> None:
-    """Write images (N x H x W or N x H x W x C, uint8) and labels as a Kaggle-layout CSV: label, pixel0, ..."""
-    px = np.asarray(x, dtype=np.uint8).reshape(len(x), -1).astype(np.int64)
-    header = ",".join(["label"] + [f"pixel{i}" for i in range(px.shape[1])])
-    with atomic_path(path) as tmp:
-        np.savetxt(tmp, np.column_stack([np.asarray(y, np.int64), px]), fmt="%d", delimiter=",",
-                   header=header, comments="")
