@@ -61,7 +61,7 @@ def aggregate_figures(hist: dict, summary, out, *, base_lr: float, seed: int, pr
 
     n = summary["seed"].nunique()
     hist, summary = one_seed(hist, summary, seed)
-    g, prov = figure_groups(hist, base_lr), f"{provenance} | curves: seed {seed} (summary.csv: {n} seeds)"
+    g, prov = figure_groups(hist, base_lr), f"{provenance} | curves: seed {seed} (summary.csv: {n} seed{'' if n == 1 else 's'})"
     three_panels(g["bn_lr"]["curves"], out["bn_lr"], styles=g["bn_lr"]["styles"], colors=g["bn_lr"]["colors"],
                  title="BatchNorm (solid) vs no BatchNorm (dashed), plain SGD at constant learning rates",
                  provenance=prov)
