@@ -52,42 +52,31 @@ def cifar_variant_input(wildcards):
     return {"variant": v} if v else {}
 
 
-rule cifar_label_variant:
+def cifar_variants():
+    """Every variant file a run reads: name -> what it corrupts (labels with probability p, or pixels)."""
+    c = config["cifar"]
+    return {
+        **{f"labels_p{p:g}": {"label_noise": p} for p in c["label_noise"] if p > 0},
+        **{f"pixels_{kind}": {"pixels": kind} for kind in c["pixels"]},
+    }
+
+
+CIFAR_VARIANTS = cifar_variants()
+
+
+rule cifar_variant:
     input:
         manifest=CIFAR_DATA,
     output:
-        f"{RESULTS}/cifar/variants/labels_p{{p}}.npz",
+        f"{RESULTS}/cifar/variants/{{variant}}.npz",
     log:
-        f"{RESULTS}/logs/cifar/variant_labels_p{{p}}.log",
+        f"{RESULTS}/logs/cifar/variant_{{variant}}.log",
     wildcard_constraints:
-        p=r"[0-9.]+",
+        variant="|".join(re.escape(v) for v in CIFAR_VARIANTS) or "(?!)",
     conda:
         CONDA_ENV
     params:
-        seed=config["seed"],
-    script:
-        "../scripts/cifar/variant.py"
-
-
-rule cifar_pixel_variant:
-    input:
-        manifest=CIFAR_DATA,
-    output:
-        f"{RESULTS}/cifar/variants/pixels_{{kind}}.npz",
-    log:
-        f"{RESULTS}/logs/cifar/variant_pixels_{{kind}}.log",
-    wildcard_constraints:
-        kind="|".join(
-            [
-                "fixed_permutation",
-                "per_image_permutation",
-                "gaussian_per_image",
-                "gaussian_dataset",
-            ]
-        ),
-    conda:
-        CONDA_ENV
-    params:
+        spec=lambda wc: CIFAR_VARIANTS[wc.variant],
         seed=config["seed"],
     script:
         "../scripts/cifar/variant.py"

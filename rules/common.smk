@@ -120,20 +120,6 @@ def run_outputs(prefix):
     }
 
 
-def crops_window_dirs(mask=None):
-    """Run folders of every configured window (both masks unless ``mask`` is given)."""
-    c = config["crops"]
-    out = []
-    for m, grid in c["grids"].items():
-        if mask is None or m == mask:
-            out += [
-                f"{RESULTS}/crops/{m}/s{c['window']['size']}_i{i}_j{j}"
-                for i in grid["rows"]
-                for j in grid["cols"]
-            ]
-    return out
-
-
 def get_final_output():
     return [
         f"{RESULTS}/data/mnist.h5",

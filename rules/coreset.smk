@@ -20,20 +20,28 @@ def coreset_train_params():
     }
 
 
-def coreset_run_dirs():
-    """Every run folder: both selection orders, then the full set and each random-subset seed, each
-    controlled twice: stopped at the target (``full``) and for the in-order selection's gradient steps
-    (``full_matched_steps``)."""
-    runs = [f"{RESULTS}/coreset/select/{o}" for o in ("in_order", "shuffled")]
-    controls = ["full"] + [
-        f"random_seed{s}" for s in config["coreset"]["controls"]["random_seeds"]
-    ]
-    for c in controls:
-        runs += [
-            f"{RESULTS}/coreset/control/{c}",
-            f"{RESULTS}/coreset/control/{c}_matched_steps",
-        ]
+def coreset_runs():
+    """Every training of the study: run folder (under results/coreset/) -> what differs between runs.
+    Both selection orders, then the full set and each random-subset seed, each controlled twice:
+    stopped at the target and for the in-order selection's gradient steps (``_matched_steps``).
+    """
+    c = config["coreset"]
+    runs = {
+        "select/in_order": {"shuffle_seed": None},
+        "select/shuffled": {"shuffle_seed": c["selection"]["shuffle_seed"]},
+    }
+    controls = ["full"] + [f"random_seed{s}" for s in c["controls"]["random_seeds"]]
+    for control in controls:
+        runs[f"control/{control}"] = {"control": control, "matched": False}
+        runs[f"control/{control}_matched_steps"] = {"control": control, "matched": True}
     return runs
+
+
+CORESET_RUNS = coreset_runs()
+
+
+def coreset_run_dirs():
+    return [f"{RESULTS}/coreset/{run}" for run in CORESET_RUNS]
 
 
 def coreset_final_output():
@@ -63,23 +71,37 @@ rule coreset_initial_weights:
         "../scripts/coreset/init_weights.py"
 
 
-rule coreset_select:
+def coreset_train_input(wc):
+    """A random subset has the in-order selection's size; a matched control its gradient steps."""
+    spec, sel = CORESET_RUNS[wc.run], f"{RESULTS}/coreset/select/in_order"
+    out = {}
+    if spec.get("control", "full") != "full":
+        out["selected"] = f"{sel}/selected.csv"
+    if spec.get("matched"):
+        out["budget"] = f"{sel}/metrics.json"
+    return out
+
+
+# One rule for every coreset training: the selections (select/<order>) and the controls
+# (control/<full|random_seed<s>>[_matched_steps]); selected.csv: the pairs the run trained on.
+rule coreset_train:
     input:
+        unpack(coreset_train_input),
         **CORESET_DATA,
         init=f"{RESULTS}/coreset/init/seed{config['seed']}.weights.h5",
     output:
-        **run_outputs(f"{RESULTS}/coreset/select/{{order}}"),
-        selected=f"{RESULTS}/coreset/select/{{order}}/selected.csv",
-        predictions=f"{RESULTS}/coreset/select/{{order}}/predictions.npz",
+        **run_outputs(f"{RESULTS}/coreset/{{run}}"),
+        selected=f"{RESULTS}/coreset/{{run}}/selected.csv",
+        predictions=f"{RESULTS}/coreset/{{run}}/predictions.npz",
     log:
-        f"{RESULTS}/logs/coreset/select_{{order}}.log",
+        f"{RESULTS}/logs/coreset/{{run}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/coreset/select_{{order}}.tsv"
+        f"{RESULTS}/benchmarks/coreset/{{run}}.tsv"
     wildcard_constraints:
-        order="in_order|shuffled",
-    # the longest jobs, and the matched controls wait for the in-order one: start them first
-    # (their upstream rules, ellipses_h5 and coreset_initial_weights, carry the priority too)
-    priority: 1
+        run="|".join(re.escape(r) for r in CORESET_RUNS),
+    # the selections are the longest jobs, and the matched controls wait for the in-order one:
+    # start them first (their upstream rules, ellipses_h5 and coreset_initial_weights, carry it too)
+    priority: lambda wc: 1 if wc.run.startswith("select/") else 0
     conda:
         CONDA_ENV
     threads: config["threads"]
@@ -88,79 +110,8 @@ rule coreset_select:
     params:
         **TRAIN_PARAMS,
         train=coreset_train_params(),
-        shuffle_seed=lambda wc: (
-            config["coreset"]["selection"]["shuffle_seed"]
-            if wc.order == "shuffled"
-            else None
-        ),
-        backup=lambda wc: f"{RESUME}/coreset/select/{wc.order}",
-        seed=config["seed"],
-    script:
-        "../scripts/coreset/train.py"
-
-
-rule coreset_control:
-    input:
-        **CORESET_DATA,
-        init=f"{RESULTS}/coreset/init/seed{config['seed']}.weights.h5",
-        # a random subset has the in-order selection's size
-        selected=lambda wc: (
-            []
-            if wc.control == "full"
-            else f"{RESULTS}/coreset/select/in_order/selected.csv"
-        ),
-    output:
-        **run_outputs(f"{RESULTS}/coreset/control/{{control}}"),
-        predictions=f"{RESULTS}/coreset/control/{{control}}/predictions.npz",
-    log:
-        f"{RESULTS}/logs/coreset/control_{{control}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/coreset/control_{{control}}.tsv"
-    wildcard_constraints:
-        control=r"full|random_seed\d+",
-    conda:
-        CONDA_ENV
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=4000, runtime=600),
-    params:
-        **TRAIN_PARAMS,
-        train=coreset_train_params(),
-        backup=lambda wc: f"{RESUME}/coreset/control/{wc.control}",
-        seed=config["seed"],
-    script:
-        "../scripts/coreset/train.py"
-
-
-rule coreset_control_matched:
-    input:
-        **CORESET_DATA,
-        init=f"{RESULTS}/coreset/init/seed{config['seed']}.weights.h5",
-        selected=lambda wc: (
-            []
-            if wc.control == "full"
-            else f"{RESULTS}/coreset/select/in_order/selected.csv"
-        ),
-        # the budget: the in-order selection's gradient steps (its metrics.json)
-        budget=f"{RESULTS}/coreset/select/in_order/metrics.json",
-    output:
-        **run_outputs(f"{RESULTS}/coreset/control/{{control}}_matched_steps"),
-        predictions=f"{RESULTS}/coreset/control/{{control}}_matched_steps/predictions.npz",
-    log:
-        f"{RESULTS}/logs/coreset/control_{{control}}_matched_steps.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/coreset/control_{{control}}_matched_steps.tsv"
-    wildcard_constraints:
-        control=r"full|random_seed\d+",
-    conda:
-        CONDA_ENV
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=4000, runtime=600),
-    params:
-        **TRAIN_PARAMS,
-        train=coreset_train_params(),
-        backup=lambda wc: f"{RESUME}/coreset/control/{wc.control}_matched_steps",
+        spec=lambda wc: CORESET_RUNS[wc.run],
+        backup=lambda wc: f"{RESUME}/coreset/{wc.run}",
         seed=config["seed"],
     script:
         "../scripts/coreset/train.py"

@@ -27,51 +27,80 @@ rule crops_initial_weights:
         "../scripts/shared/init_weights.py"
 
 
-rule crops_baseline:
-    input:
-        mnist=f"{RESULTS}/data/mnist.h5",
-        init=f"{RESULTS}/crops/init/seed{{seed}}.weights.h5",
-    output:
-        **run_outputs(f"{RESULTS}/crops/baseline/seed{{seed}}"),
-        predictions=f"{RESULTS}/crops/baseline/seed{{seed}}/predictions.npz",
-    log:
-        f"{RESULTS}/logs/crops/baseline_seed{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/crops/baseline_seed{{seed}}.tsv"
-    conda:
-        CONDA_ENV
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=3000, runtime=120),
-    params:
-        **TRAIN_PARAMS,
-        train=crops_train_params(config["crops"]["baseline"]["batch_size"]),
-        backup=lambda wc: f"{RESUME}/crops/baseline/seed{wc.seed}",
-        data_seed=config["seed"],
-    script:
-        "../scripts/crops/train.py"
+# Every crops training is one run folder under results/crops/, named by what differs:
+#   baseline/seed<s>                       the full image at the baseline's batch size
+#   baseline_window_batch/seed<s>          the full image at the windows' batch size (when they differ)
+#   <mask>/s<size>_i<i>_j<j>               one window, from the config's seed
+#   confirm/<mask>/s<size>_i<i>_j<j>/seed<s>  a top window retrained on a baseline seed (the checkpoint's)
+CROPS_RUN = re.compile(
+    r"(?P<confirm>confirm/)?"
+    r"(?:(?P<full>baseline|baseline_window_batch)|(?P<mask>window|as_published)/s(?P<size>\d+)_i(?P<i>\d+)_j(?P<j>\d+))"
+    r"(?:/seed(?P<seed>\d+))?"
+)
 
 
-def crops_like_baseline_dir(seed):
+def crops_run(run):
+    """A run folder's spec: seed, batch size, and its window mask file (None: the full image)."""
+    m = CROPS_RUN.fullmatch(run)
+    c = config["crops"]
+    batch = c["baseline" if m["full"] == "baseline" else "window"]["batch_size"]
+    mask = (
+        m["mask"]
+        and f"{RESULTS}/crops/masks/{m['mask']}/s{m['size']}_i{m['i']}_j{m['j']}.npy"
+    )
+    return {"seed": int(m["seed"] or config["seed"]), "batch_size": batch, "mask": mask}
+
+
+def crops_like_baseline_run(seed):
     """The full-image run at the windows' batch size from seed ``seed``'s initial weights (the like-for-like
     control of the confirmation); the baseline itself when the two batch sizes agree."""
     c = config["crops"]
-    if c["window"]["batch_size"] == c["baseline"]["batch_size"]:
-        return f"{RESULTS}/crops/baseline/seed{seed}"
-    return f"{RESULTS}/crops/baseline_window_batch/seed{seed}"
+    same = c["window"]["batch_size"] == c["baseline"]["batch_size"]
+    return f"{'baseline' if same else 'baseline_window_batch'}/seed{seed}"
 
 
-rule crops_baseline_window_batch:
+def crops_window_runs(mask=None):
+    """Every configured window (both masks unless ``mask`` is given)."""
+    c = config["crops"]
+    return [
+        f"{m}/s{c['window']['size']}_i{i}_j{j}"
+        for m, grid in c["grids"].items()
+        if mask is None or m == mask
+        for i in grid["rows"]
+        for j in grid["cols"]
+    ]
+
+
+def crops_window_dirs(mask=None):
+    return [f"{RESULTS}/crops/{run}" for run in crops_window_runs(mask)]
+
+
+def crops_baseline_files(name):
+    """``name`` in every baseline run folder (one per baseline seed)."""
+    seeds = config["crops"]["baseline"]["seeds"]
+    return [f"{RESULTS}/crops/baseline/seed{s}/{name}" for s in seeds]
+
+
+def crops_train_input(wc):
+    spec = crops_run(wc.run)
+    init = {"init": f"{RESULTS}/crops/init/seed{spec['seed']}.weights.h5"}
+    return {**init, "mask": spec["mask"]} if spec["mask"] else init
+
+
+# One rule for every crops training (the run folders above).
+rule crops_train:
     input:
+        unpack(crops_train_input),
         mnist=f"{RESULTS}/data/mnist.h5",
-        init=f"{RESULTS}/crops/init/seed{{seed}}.weights.h5",
     output:
-        **run_outputs(f"{RESULTS}/crops/baseline_window_batch/seed{{seed}}"),
-        predictions=f"{RESULTS}/crops/baseline_window_batch/seed{{seed}}/predictions.npz",
+        **run_outputs(f"{RESULTS}/crops/{{run}}"),
+        predictions=f"{RESULTS}/crops/{{run}}/predictions.npz",
     log:
-        f"{RESULTS}/logs/crops/baseline_window_batch_seed{{seed}}.log",
+        f"{RESULTS}/logs/crops/{{run}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/crops/baseline_window_batch_seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/crops/{{run}}.tsv"
+    wildcard_constraints:
+        run=re.sub(r"\?P<\w+>", "?:", CROPS_RUN.pattern),  # the same runs, without group names
     conda:
         CONDA_ENV
     threads: config["threads"]
@@ -79,8 +108,9 @@ rule crops_baseline_window_batch:
         **train_resources(mem_mb=3000, runtime=240),
     params:
         **TRAIN_PARAMS,
-        train=crops_train_params(config["crops"]["window"]["batch_size"]),
-        backup=lambda wc: f"{RESUME}/crops/baseline_window_batch/seed{wc.seed}",
+        train=lambda wc: crops_train_params(crops_run(wc.run)["batch_size"]),
+        backup=lambda wc: f"{RESUME}/crops/{wc.run}",
+        seed=lambda wc: crops_run(wc.run)["seed"],
         data_seed=config["seed"],
     script:
         "../scripts/crops/train.py"
@@ -88,10 +118,7 @@ rule crops_baseline_window_batch:
 
 rule crops_baseline_curves:
     input:
-        histories=expand(
-            f"{RESULTS}/crops/baseline/seed{{seed}}/history.csv",
-            seed=config["crops"]["baseline"]["seeds"],
-        ),
+        histories=crops_baseline_files("history.csv"),
     output:
         in_report(
             f"{RESULTS}/crops/figures/baseline_curves.png",
@@ -128,33 +155,6 @@ rule crops_mask:
         )
 
 
-rule crops_window:
-    input:
-        mnist=f"{RESULTS}/data/mnist.h5",
-        init=f"{RESULTS}/crops/init/seed{config['seed']}.weights.h5",
-        mask=f"{RESULTS}/crops/masks/{{mask}}/s{{size}}_i{{i}}_j{{j}}.npy",
-    output:
-        **run_outputs(f"{RESULTS}/crops/{{mask}}/s{{size}}_i{{i}}_j{{j}}"),
-        predictions=f"{RESULTS}/crops/{{mask}}/s{{size}}_i{{i}}_j{{j}}/predictions.npz",
-    log:
-        f"{RESULTS}/logs/crops/{{mask}}_s{{size}}_i{{i}}_j{{j}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/crops/{{mask}}_s{{size}}_i{{i}}_j{{j}}.tsv"
-    conda:
-        CONDA_ENV
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=3000, runtime=240),
-    params:
-        **TRAIN_PARAMS,
-        train=crops_train_params(config["crops"]["window"]["batch_size"]),
-        backup=lambda wc: f"{RESUME}/crops/{wc.mask}/s{wc.size}_i{wc.i}_j{wc.j}",
-        data_seed=config["seed"],
-        seed=config["seed"],
-    script:
-        "../scripts/crops/train.py"
-
-
 CROPS_FIGURES = {
     "heatmap_window": "accuracy by window position, true windows",
     "heatmap_as_published": "accuracy by window position, the article's mask",
@@ -169,10 +169,7 @@ CROPS_FIGURES = {
 rule crops_aggregate:
     input:
         mnist=f"{RESULTS}/data/mnist.h5",
-        baseline=expand(
-            f"{RESULTS}/crops/baseline/seed{{seed}}/history.csv",
-            seed=config["crops"]["baseline"]["seeds"],
-        ),
+        baseline=crops_baseline_files("history.csv"),
         windows=[f"{d}/history.csv" for d in crops_window_dirs()],
     output:
         **{
@@ -216,34 +213,6 @@ checkpoint crops_select:
         "../scripts/crops/select.py"
 
 
-rule crops_confirm:
-    input:
-        mnist=f"{RESULTS}/data/mnist.h5",
-        init=f"{RESULTS}/crops/init/seed{{seed}}.weights.h5",
-        mask=f"{RESULTS}/crops/masks/{{mask}}/s{{size}}_i{{i}}_j{{j}}.npy",
-    output:
-        **run_outputs(
-            f"{RESULTS}/crops/confirm/{{mask}}/s{{size}}_i{{i}}_j{{j}}/seed{{seed}}"
-        ),
-        predictions=f"{RESULTS}/crops/confirm/{{mask}}/s{{size}}_i{{i}}_j{{j}}/seed{{seed}}/predictions.npz",
-    log:
-        f"{RESULTS}/logs/crops/confirm_{{mask}}_s{{size}}_i{{i}}_j{{j}}_seed{{seed}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/crops/confirm_{{mask}}_s{{size}}_i{{i}}_j{{j}}_seed{{seed}}.tsv"
-    conda:
-        CONDA_ENV
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=3000, runtime=240),
-    params:
-        **TRAIN_PARAMS,
-        train=crops_train_params(config["crops"]["window"]["batch_size"]),
-        backup=lambda wc: f"{RESUME}/crops/confirm/{wc.mask}/s{wc.size}_i{wc.i}_j{wc.j}/seed{wc.seed}",
-        data_seed=config["seed"],
-    script:
-        "../scripts/crops/train.py"
-
-
 def crops_confirm_histories(wildcards):
     """Every confirmation run the checkpoint's selection asks for (top windows x baseline seeds)."""
     import pandas as pd
@@ -263,7 +232,7 @@ rule crops_verdict:
         like_baseline=expand(
             "{d}/history.csv",
             d=[
-                crops_like_baseline_dir(s)
+                f"{RESULTS}/crops/{crops_like_baseline_run(s)}"
                 for s in config["crops"]["baseline"]["seeds"]
             ],
         ),
@@ -295,10 +264,7 @@ rule crops_verdict:
 
 rule crops_stacking:
     input:
-        baseline=expand(
-            f"{RESULTS}/crops/baseline/seed{{seed}}/predictions.npz",
-            seed=config["crops"]["baseline"]["seeds"],
-        ),
+        baseline=crops_baseline_files("predictions.npz"),
         windows=[f"{d}/predictions.npz" for d in crops_window_dirs("window")],
         histories=[f"{d}/history.csv" for d in crops_window_dirs("window")],
     output:

@@ -17,6 +17,21 @@ def digits_ladder_seeds():
     return config["digits"]["ladder"]["seeds"]
 
 
+def digits_runs():
+    """Every digits training, per seed: run folder (under results/digits/, then seed<s>) -> kind (its
+    config slice), part (the rows of folds.csv it trains on) and fold (None: the seed's shared start).
+    """
+    runs = {"step1": {"kind": "step1", "part": "step1", "fold": None}}
+    for row in ("epochs", "lr_steps", "augment"):
+        runs[f"ladder/{row}"] = {"kind": row, "part": "step1", "fold": None}
+    for k in range(config["digits"]["step2"]["folds"]):
+        runs[f"cv/fold{k}"] = {"kind": "fold", "part": f"fold{k}", "fold": k}
+    return runs
+
+
+DIGITS_RUNS = digits_runs()
+
+
 def digits_train_params(kind):
     """The config slice one training uses: kind is step1, a ladder row, or fold."""
     d = config["digits"]
@@ -47,9 +62,20 @@ def digits_fold_init_seed(seed, fold):
 
 def digits_fold_runs(seed, name="predictions.npz"):
     return [
-        f"{DIGITS}/cv/fold{k}/seed{seed}/{name}"
-        for k in range(config["digits"]["step2"]["folds"])
+        f"{DIGITS}/{run}/seed{seed}/{name}"
+        for run, spec in DIGITS_RUNS.items()
+        if spec["kind"] == "fold"
     ]
+
+
+def digits_submission_files():
+    """Every submission, and the proof that it passed the format check."""
+    return {
+        kind: expand(
+            f"{DIGITS}/submissions/submission_{{name}}.{ext}", name=digits_submissions()
+        )
+        for kind, ext in (("submissions", "csv"), ("validated", "validated"))
+    }
 
 
 def digits_submission_input(wc):
@@ -61,14 +87,11 @@ def digits_submission_input(wc):
 def digits_ladder_runs():
     """Every prediction file the ladder reads, named '<row>_seed<s>' (step1, epochs, lr_steps, augment)
     and 'fold<k>_seed<s>' (k as in the fold folders, from 0)."""
-    out = {}
-    for s in digits_ladder_seeds():
-        out[f"step1_seed{s}"] = f"{DIGITS}/step1/seed{s}/predictions.npz"
-        for row in ("epochs", "lr_steps", "augment"):
-            out[f"{row}_seed{s}"] = f"{DIGITS}/ladder/{row}/seed{s}/predictions.npz"
-        for k, path in enumerate(digits_fold_runs(s)):
-            out[f"fold{k}_seed{s}"] = path
-    return out
+    return {
+        f"{spec['kind'] if spec['fold'] is None else spec['part']}_seed{s}": f"{DIGITS}/{run}/seed{s}/predictions.npz"
+        for s in digits_ladder_seeds()
+        for run, spec in DIGITS_RUNS.items()
+    }
 
 
 DIGITS_FIGURES = {
@@ -167,22 +190,17 @@ rule digits_fold_initial_weights:
         "../scripts/digits/fold_init_weights.py"
 
 
-def digits_run_kind(run):
-    """A run folder (step1, ladder/<row>, cv/fold<k>) -> step1, the row, or fold."""
-    return "fold" if run.startswith("cv/") else run.split("/")[-1]
-
-
 def digits_train_init(wc):
     """A fold model starts from its own weights; step 1 and the ladder's rungs share one file per seed."""
-    if wc.run.startswith("cv/fold"):
-        return digits_fold_init(wc.seed, wc.run[len("cv/fold") :])
-    return f"{DIGITS}/init/seed{wc.seed}.weights.h5"
+    fold = DIGITS_RUNS[wc.run]["fold"]
+    if fold is None:
+        return f"{DIGITS}/init/seed{wc.seed}.weights.h5"
+    return digits_fold_init(wc.seed, fold)
 
 
 def digits_train_init_seed(wc):
-    if wc.run.startswith("cv/fold"):
-        return digits_fold_init_seed(wc.seed, wc.run[len("cv/fold") :])
-    return int(wc.seed)
+    fold = DIGITS_RUNS[wc.run]["fold"]
+    return int(wc.seed) if fold is None else digits_fold_init_seed(wc.seed, fold)
 
 
 # One rule for every digits training: step 1 (step1), the ladder's rungs 2-4
@@ -201,7 +219,7 @@ rule digits_train:
     benchmark:
         f"{RESULTS}/benchmarks/digits/{{run}}/seed{{seed}}.tsv"
     wildcard_constraints:
-        run=r"step1|ladder/(epochs|lr_steps|augment)|cv/fold\d+",
+        run="|".join(DIGITS_RUNS),
     conda:
         CONDA_ENV
     threads: config["threads"]
@@ -209,8 +227,8 @@ rule digits_train:
         **train_resources(mem_mb=3000, runtime=180),
     params:
         **TRAIN_PARAMS,
-        train=lambda wc: digits_train_params(digits_run_kind(wc.run)),
-        part=lambda wc: wc.run[len("cv/") :] if wc.run.startswith("cv/") else "step1",
+        train=lambda wc: digits_train_params(DIGITS_RUNS[wc.run]["kind"]),
+        part=lambda wc: DIGITS_RUNS[wc.run]["part"],
         backup=lambda wc: f"{RESUME}/digits/{wc.run}/seed{wc.seed}",
         init_seed=digits_train_init_seed,
     script:
@@ -256,13 +274,7 @@ rule digits_validate_submission:
 
 rule digits_leaderboard:
     input:
-        submissions=expand(
-            f"{DIGITS}/submissions/submission_{{name}}.csv", name=digits_submissions()
-        ),
-        validated=expand(
-            f"{DIGITS}/submissions/submission_{{name}}.validated",
-            name=digits_submissions(),
-        ),
+        **digits_submission_files(),
         step1=f"{DIGITS}/step1/seed{config['seed']}/predictions.npz",
         folds_pred=digits_fold_runs(config["seed"]),
         folds=f"{DIGITS}/folds.csv",
@@ -313,13 +325,7 @@ rule digits_hardest:
 
 rule digits_bootstrap:
     input:
-        submissions=expand(
-            f"{DIGITS}/submissions/submission_{{name}}.csv", name=digits_submissions()
-        ),
-        validated=expand(
-            f"{DIGITS}/submissions/submission_{{name}}.validated",
-            name=digits_submissions(),
-        ),
+        **digits_submission_files(),
         test_labels=f"{RESULTS}/data/digits/test_labels.csv",
     output:
         summary=digits_report(f"{DIGITS}/bootstrap.csv", "bootstrap", "tables"),

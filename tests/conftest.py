@@ -18,6 +18,25 @@ from anatomy.config import deep_merge as deep_update  # noqa: E402
 from anatomy.plan import parse_job_counts  # noqa: E402  (used by the tests)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`-n 2 --dist loadgroup`, pyproject's addopts): the tests that share a session-
+    or module-scoped fixture run on one worker, so each such fixture is built once. The tiny workflow
+    (a session fixture read by many modules) is one group, joined by every module whose own fixtures
+    meet it in some test; any other module with fixtures of its own is a group; every other test goes
+    wherever a worker is free."""
+    shared = {}
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        shared[item] = {name for name, defs in (info.name2fixturedefs.items() if info else ())
+                        if defs[-1].baseid and defs[-1].scope in ("module", "session")}  # ours, not pytest's
+    with_tiny = {item.module.__name__ for item, names in shared.items() if "tiny_workflow" in names}
+    for item, names in shared.items():
+        if names:
+            module = item.module.__name__
+            group = "tiny_workflow" if "tiny_workflow" in names or module in with_tiny else module
+            item.add_marker(pytest.mark.xdist_group(group), append=False)
+
+
 def assert_figure(path, *, min_size=(300, 200), min_colours=16) -> None:
     """A figure a reader can use: a PNG that opens, at least ``min_size`` (width, height) pixels,
     and not blank (its pixels vary, in more than ``min_colours`` distinct colours)."""

@@ -378,7 +378,7 @@ def test_a_matched_control_makes_exactly_the_selections_gradient_steps(tmp_path)
     for budget in (None, 7):  # 10 pairs, batch 8: 2 steps an epoch -> 4 epochs, the last one cut after 1 step
         d = tmp_path / str(budget)
         files = {"model": d / "model.keras", "history": d / "history.csv", "metrics": d / "metrics.json",
-                 "predictions": d / "predictions.npz", "backup": d / "backup"}
+                 "predictions": d / "predictions.npz", "selected": d / "selected.csv", "backup": d / "backup"}
         out[budget] = coreset.run_control(train_h5=tmp_path / "train.h5", test_h5=tmp_path / "test.h5",
                                           init_weights=tmp_path / "init.weights.h5", files=files, params=params,
                                           kind="random", size=10, subset_seed=1, threads=1, seed=0,
@@ -388,6 +388,7 @@ def test_a_matched_control_makes_exactly_the_selections_gradient_steps(tmp_path)
         out[budget]["iterations"] = int(saved.optimizer.iterations.numpy())
         out[budget]["history"] = pd.read_csv(files["history"])
     m = out[7]
+    assert len(pd.read_csv(tmp_path / "7" / "selected.csv")) == 10  # the pairs it trained on
     assert m["run"] == "random_seed1_matched_steps" and m["budget"] == "matched gradient steps"
     assert m["gradient_steps"] == m["budget_steps"] == 7 == m["iterations"]
     assert m["epochs_run"] == 4 and m["history"]["gradient_steps"].tolist() == [2, 4, 6, 7]

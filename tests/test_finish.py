@@ -65,7 +65,8 @@ def _coreset(r, files, cfg):
     m = _metrics(r / "coreset" / "control" / "full" / "metrics.json")
     return lambda: run_control(train_h5=r / "data" / "ellipses" / "train.h5", test_h5=r / "data" / "ellipses" /
                                "test.h5", init_weights=r / "coreset" / "init" / f"seed{cfg['seed']}.weights.h5",
-                               files=files, params=m["params"], kind="full", size=None, subset_seed=None,
+                               files={**files, "selected": files["model"].parent / "selected.csv"},
+                               params=m["params"], kind="full", size=None, subset_seed=None,
                                threads=2, seed=m["seed"], deterministic=True)
 
 

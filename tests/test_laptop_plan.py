@@ -3,6 +3,7 @@ paired by seed, and true windows over the whole image for both crops masks."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 import numpy as np
@@ -10,23 +11,11 @@ import pytest
 import yaml
 
 from anatomy.studies.crops import window_mask
+from anatomy.plan import planned_jobs
 from conftest import ROOT, Workflow
 
 MIN_SEEDS = 3
 MIN_WINDOWS = 49
-
-
-def planned_jobs(text: str) -> list[tuple[str, dict]]:
-    """(rule, wildcards) of every job a dry run lists (``snakemake -n`` without ``--quiet``)."""
-    jobs, rule = [], None
-    for line in text.splitlines():
-        s = line.strip()
-        if s.startswith(("rule ", "checkpoint ", "localrule ")) and s.endswith(":"):
-            rule = s.split()[1].rstrip(":")
-            jobs.append((rule, {}))
-        elif s.startswith("wildcards:") and rule:
-            jobs[-1][1].update(kv.split("=", 1) for kv in s.removeprefix("wildcards:").strip().split(", "))
-    return jobs
 
 
 def seeds_by_setting(jobs, rule: str, seed_key: str = "seed") -> dict:
@@ -82,22 +71,26 @@ def test_iic_compares_alpha_1_and_10_and_the_ladder_every_rung(laptop):
 
 def test_crops_and_coreset_comparisons_have_three_seeds(laptop):
     config, jobs = laptop
-    baseline = {int(wc["seed"]) for r, wc in jobs if r == "crops_baseline"}
+    baseline = {wc["run"] for r, wc in jobs if r == "crops_train" and wc["run"].startswith("baseline/seed")}
     assert len(baseline) >= MIN_SEEDS  # the confirmation retrains the top windows on these seeds
-    controls = {wc["control"] for r, wc in jobs if r == "coreset_control"}
-    assert len({c for c in controls if c.startswith("random_seed")}) >= MIN_SEEDS
+    controls = {wc["run"] for r, wc in jobs if r == "coreset_train" and wc["run"].startswith("control/random_seed")}
+    assert len({c for c in controls if not c.endswith("_matched_steps")}) >= MIN_SEEDS
+
+
+def crops_windows(jobs, mask: str) -> set:
+    """(i, j, size) of every window trained under ``mask`` (run folders <mask>/s<size>_i<i>_j<j>)."""
+    runs = [re.fullmatch(rf"{mask}/s(\d+)_i(\d+)_j(\d+)", wc["run"]) for r, wc in jobs if r == "crops_train"]
+    return {(int(m[2]), int(m[3]), int(m[1])) for m in runs if m}
 
 
 @pytest.mark.parametrize("mask", ["window", "as_published"])
 def test_each_crops_mask_has_49_windows_that_cover_the_whole_image(laptop, mask):
     config, jobs = laptop
-    windows = {(int(wc["i"]), int(wc["j"]), int(wc["size"])) for r, wc in jobs
-               if r == "crops_window" and wc["mask"] == mask}
+    windows = crops_windows(jobs, mask)
     assert len(windows) >= MIN_WINDOWS, len(windows)
     covered = np.zeros((28, 28), bool)
     for i, j, size in windows:
         covered |= window_mask(i, j, size)
     assert covered.all(), np.argwhere(~covered)
     other = "as_published" if mask == "window" else "window"
-    assert {(i, j) for i, j, _ in windows} == {(int(wc["i"]), int(wc["j"])) for r, wc in jobs
-                                               if r == "crops_window" and wc["mask"] == other}  # same positions
+    assert {(i, j) for i, j, _ in windows} == {(i, j) for i, j, _ in crops_windows(jobs, other)}  # same positions

@@ -98,11 +98,11 @@ def test_float32_is_the_default_and_unknown_policies_are_refused(reset_policy):
 def test_changing_precision_reruns_the_trainings_only(tiny_workflow, tmp_path):
     """Training jobs (and what reads them) rerun; data, masks and initial weights do not."""
     jobs = tiny_workflow.dry_run_jobs_under(tiny_config({"precision": "mixed_bfloat16"}), tmp_path)
-    # (crops_confirm follows once the checkpoint crops_select has rerun: a dry run cannot list it)
-    trainings = {"crops_baseline", "crops_window", "cifar_train", "iic_train", "digits_train", "coreset_select", "coreset_control", "coreset_control_matched"}
+    # (the crops confirmation runs follow once the checkpoint crops_select has rerun: a dry run cannot list them)
+    trainings = {"crops_train", "cifar_train", "iic_train", "digits_train", "coreset_train"}
     assert trainings <= set(jobs), jobs
     feeders = {"mnist_h5", "cifar10_tfrecords", "digits_csv", "ellipses_h5", "digits_arrays", "digits_folds",
-               "crops_mask", "cifar_label_variant", "cifar_pixel_variant", "crops_initial_weights",
+               "crops_mask", "cifar_variant", "crops_initial_weights",
                "digits_initial_weights", "digits_fold_initial_weights", "coreset_initial_weights"}
     assert not feeders & set(jobs), feeders & set(jobs)
 

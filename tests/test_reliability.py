@@ -265,8 +265,8 @@ def test_a_killed_training_leaves_none_of_its_outputs_and_the_rerun_runs_only_it
     for r in k.interrupted:  # a killed training leaves none of its declared outputs (every write is atomic)
         assert not any(key.startswith(f"{r}/") for key in k.before), r
     assert "rerun-incomplete" not in k.dry_run  # every output complete or absent
-    assert parse_job_counts(k.dry_run) == {"crops_baseline": len(k.interrupted) - 2, "iic_train": 1,
-                                           "coreset_select": 1}
+    assert parse_job_counts(k.dry_run) == {"crops_train": len(k.interrupted) - 2, "iic_train": 1,
+                                           "coreset_train": 1}
 
 
 @pytest.mark.workflow

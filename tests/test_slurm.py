@@ -45,9 +45,9 @@ DEFAULT_PARTITION = "debug"
 # initial-weights file, a window mask (a localrule: runs on the submitting host) and
 # one training (gpu=1). Three jobs go through sbatch, one does not.
 TARGET = "results/crops/window/s9_i0_j1/metrics.json"
-SUBMITTED_RULES = {"mnist_h5", "crops_initial_weights", "crops_window"}
+SUBMITTED_RULES = {"mnist_h5", "crops_initial_weights", "crops_train"}
 LOCAL_RULES = {"crops_mask"}
-TRAINING_RULES = {"crops_window"}
+TRAINING_RULES = {"crops_train"}
 SNAKEMAKE_TIMEOUT = 300  # seconds before SIGINT (Snakemake then scancels its jobs)
 SIGINT_GRACE = 60  # seconds after SIGINT before SIGKILL
 
@@ -325,7 +325,7 @@ def test_every_non_local_job_went_through_sbatch(cluster, slurm_and_local):
         assert job["Partition"] == PARTITIONS[want], (rule, job)
     assert len({j["JobName"] for j in jobs}) == 1  # the plugin names every job after the run
     # what the rules declare reached sbatch: the training's gpu=1 (-> --gpus=1), mem_mb, runtime
-    train, data = by_rule["crops_window"], by_rule["mnist_h5"]
+    train, data = by_rule["crops_train"], by_rule["mnist_h5"]
     assert train.get("TresPerJob") == "gres:gpu:1", train
     assert train["MinMemoryNode"] == "3000M" and train["TimeLimit"] == "04:00:00", train
     assert "gpu" not in data.get("TresPerJob", "") and data["MinMemoryNode"] == "2000M", data

@@ -56,12 +56,13 @@ def test_changing_one_value_reruns_only_the_jobs_it_touches(tiny_workflow, tmp_p
     wf = tiny_workflow  # each changed config is a copy, passed with --configfile: the fixture stays as it is
     jobs = wf.dry_run_jobs_under(tiny_config({"crops": {"learning_rate": 0.003}}), tmp_path)
     # the confirmation runs follow once the checkpoint crops_select has chosen the windows again
-    assert set(jobs) == {"crops_baseline", "crops_window", "crops_baseline_curves", "crops_aggregate",
+    assert set(jobs) == {"crops_train", "crops_baseline_curves", "crops_aggregate",
                          "crops_stacking", "crops_select", "crops_verdict", "summary", "all"}, jobs
-    assert jobs["crops_baseline"] == 2 and jobs["crops_window"] == 3
+    assert jobs["crops_train"] == 2 + 3  # the baselines and the windows
     jobs = wf.dry_run_jobs_under(tiny_config({"crops": {"window": {"size": 7}}}), tmp_path)
-    assert set(jobs) == {"crops_mask", "crops_window", "crops_aggregate", "crops_stacking", "crops_select",
+    assert set(jobs) == {"crops_mask", "crops_train", "crops_aggregate", "crops_stacking", "crops_select",
                          "crops_verdict", "summary", "all"}, jobs
+    assert jobs["crops_train"] == 3  # the windows, not the baselines
     jobs = wf.dry_run_jobs_under(tiny_config({"data": {"digits": {"train_fraction": 0.5}}}), tmp_path)
     # the digits study's jobs follow its data; nothing else does
     assert "digits_csv" in jobs and {j for j in jobs if not j.startswith("digits_")} == {"summary", "all"}, jobs
@@ -72,7 +73,7 @@ def test_nested_command_line_overrides_work(tiny_workflow):
     """Snakemake passes nested --config values as strings; they are coerced by the schema's types."""
     p = tiny_workflow.run("-n", "results/crops/baseline.csv", "--config",
                           "crops={stopping: {max_epochs: 3, patience: 15, ratio: 0.995}}")
-    assert parse_job_counts(p.stdout + p.stderr)["crops_baseline"] == 2
+    assert parse_job_counts(p.stdout + p.stderr)["crops_train"] == 2  # the two baselines
     bad = tiny_workflow.run("-n", "--config", "crops={stopping: {max_epochs: three}}", check=False)
     assert bad.returncode != 0 and "crops.stopping.max_epochs" in bad.stdout + bad.stderr
 
@@ -87,34 +88,32 @@ def test_bad_config_is_refused_before_any_job(tmp_path):
 
 DIGITS_JOBS = {r: 1 for r in ("digits_arrays", "digits_folds", "digits_leaderboard", "digits_ladder_table",
                                "digits_hardest", "digits_bootstrap")} | {"digits_figure": 5}
-CORESET_JOBS = {"ellipses_h5": 1, "coreset_initial_weights": 1, "coreset_select": 2, "coreset_aggregate": 1}
+CORESET_JOBS = {"ellipses_h5": 1, "coreset_initial_weights": 1, "coreset_aggregate": 1}
 
 
 @pytest.mark.parametrize("configfile, expected", [
     ("config.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 4,
-                     "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 4, "crops_window": 4,
+                     "crops_train": 3 + 4, "crops_baseline_curves": 1, "crops_mask": 4,
                      "crops_aggregate": 1, "crops_stacking": 1, "crops_select": 1, "crops_verdict": 1, **DIGITS_JOBS, "digits_initial_weights": 1, "digits_fold_initial_weights": 1,
                      "digits_train": 6, "digits_submission": 3,
                      "digits_validate_submission": 3, "iic_train": 2, "iic_aggregate": 1,
-                     "cifar_label_variant": 1, "cifar_pixel_variant": 2, "cifar_initial_weights": 1, "cifar_train": 9,
-                     "cifar_aggregate": 1, **CORESET_JOBS, "coreset_control": 2, "coreset_control_matched": 2}),
+                     "cifar_variant": 1 + 2, "cifar_initial_weights": 1, "cifar_train": 9,
+                     "cifar_aggregate": 1, **CORESET_JOBS, "coreset_train": 2 + 2 + 2}),
     ("laptop.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 4,
-                     "crops_baseline": 3, "crops_baseline_curves": 1, "crops_mask": 98, "crops_window": 98,
+                     "crops_train": 3 + 98, "crops_baseline_curves": 1, "crops_mask": 98,
                      "crops_aggregate": 1, "crops_stacking": 1, "crops_select": 1, "crops_verdict": 1, **DIGITS_JOBS,
                      "digits_initial_weights": 3, "digits_fold_initial_weights": 3, "digits_train": 27,
                      "digits_submission": 3, "digits_validate_submission": 3,
-                     "iic_train": 6, "iic_aggregate": 1, "cifar_label_variant": 4, "cifar_pixel_variant": 4,
-                     "cifar_initial_weights": 3, "cifar_train": 54, "cifar_aggregate": 1, **CORESET_JOBS, "coreset_control": 4,
-                     "coreset_control_matched": 4}),
+                     "iic_train": 6, "iic_aggregate": 1, "cifar_variant": 4 + 4,
+                     "cifar_initial_weights": 3, "cifar_train": 54, "cifar_aggregate": 1, **CORESET_JOBS,
+                     "coreset_train": 2 + 4 + 4}),
     ("full.yaml", {"mnist_h5": 1, "cifar10_tfrecords": 1, "digits_csv": 1, "crops_initial_weights": 4,
-                   "crops_baseline": 3, "crops_baseline_window_batch": 3, "crops_baseline_curves": 1,
-                   "crops_mask": 761, "crops_window": 761, "crops_aggregate": 1, "crops_stacking": 1,
+                   "crops_train": 3 + 3 + 761, "crops_baseline_curves": 1, "crops_mask": 761, "crops_aggregate": 1, "crops_stacking": 1,
                    "crops_select": 1, "crops_verdict": 1, **DIGITS_JOBS, "digits_initial_weights": 3, "digits_fold_initial_weights": 3,
                    "digits_train": 27, "digits_submission": 2,
                    "digits_validate_submission": 2, "iic_train": 30, "iic_aggregate": 1,
-                   "cifar_label_variant": 10, "cifar_pixel_variant": 4, "cifar_initial_weights": 3, "cifar_train": 78,
-                   "cifar_aggregate": 1, **CORESET_JOBS,
-                   "coreset_control": 4, "coreset_control_matched": 4}),
+                   "cifar_variant": 10 + 4, "cifar_initial_weights": 3, "cifar_train": 78,
+                   "cifar_aggregate": 1, **CORESET_JOBS, "coreset_train": 2 + 4 + 4}),
 ])
 def test_dry_runs_of_shipped_configs_list_the_expected_jobs(tmp_path, configfile, expected):
     import yaml
@@ -154,7 +153,7 @@ def test_slurm_profile_sends_each_studys_tables_and_figures_as_one_group_job(tmp
         elif current is not None and (r := re.match(r"\s+rule (\w+):", line)):
             current.append(r.group(1))
     assert set(groups) == {"crops_post", "digits_post"}, groups
-    trainings = {"crops_baseline", "crops_window", "digits_train"}
+    trainings = {"crops_train", "digits_train"}
     for name, rules in groups.items():
         assert set(rules) == {r for r, g in profile["groups"].items() if g == name}, (name, rules)
         assert not trainings & set(rules), rules

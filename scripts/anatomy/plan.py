@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -63,8 +64,36 @@ def load_config(configfile: Path | None) -> dict:
     return deep_merge(base, yaml.safe_load(Path(configfile).read_text()) or {}) if configfile else base
 
 
+def planned_jobs(text: str) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job a dry run lists (``snakemake -n`` without ``--quiet``)."""
+    jobs, rule = [], None
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith(("rule ", "checkpoint ", "localrule ")) and s.endswith(":"):
+            rule = s.split()[1].rstrip(":")
+            jobs.append((rule, {}))
+        elif s.startswith("wildcards:") and rule:
+            jobs[-1][1].update(kv.split("=", 1) for kv in s.removeprefix("wildcards:").strip().split(", "))
+    return jobs
+
+
+def job_part(rule: str, wildcards: dict) -> str:
+    """The row a job is costed in: its rule, or for the one training rule of a study whose runs differ in
+    length, '<rule> (<part>)' by its run folder (the run tables in rules/<study>.smk)."""
+    run = wildcards.get("run", "")
+    if rule == "crops_train":
+        part = "confirm" if run.startswith("confirm/") else "baseline" if run.startswith("baseline") else "window"
+    elif rule == "coreset_train":
+        part = "select" if run.startswith("select/") else "matched" if run.endswith("_matched_steps") else "control"
+    elif rule == "digits_train":
+        part = "fold" if run.startswith("cv/") else "ladder" if run.startswith("ladder/") else "step1"
+    else:
+        return rule
+    return f"{rule} ({part})"
+
+
 def dry_run_counts(config: dict, workdir: Path | None = None) -> dict:
-    """Every job of ``config`` run from scratch, per rule (``snakemake -n --forceall``).
+    """Every job of ``config`` run from scratch, per rule or part (``snakemake -n --forceall``).
 
     In ``workdir`` when given (its data paths resolve there), else in an empty
     folder with ``config`` written into it. The confirmation runs follow the
@@ -76,15 +105,15 @@ def dry_run_counts(config: dict, workdir: Path | None = None) -> dict:
             (Path(d) / "config").mkdir()
             (Path(d) / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         p = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-                            str(workdir or d), "-n", "--forceall", "--cores", "1", "--quiet", "rules"],
+                            str(workdir or d), "-n", "--forceall", "--cores", "1"],
                            capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"snakemake -n failed:\n{p.stderr[-3000:]}")
-    counts = parse_job_counts(p.stdout + p.stderr)
-    crops = config["crops"]
-    if counts.get("crops_select") and not counts.get("crops_confirm"):
-        counts["crops_confirm"] = crops["confirm"]["top"] * len(crops["grids"]) * len(crops["baseline"]["seeds"])
-    return counts
+    counts = Counter(job_part(rule, wc) for rule, wc in planned_jobs(p.stdout + p.stderr))
+    crops, confirm = config["crops"], "crops_train (confirm)"
+    if counts.get("crops_select") and not counts.get(confirm):
+        counts[confirm] = crops["confirm"]["top"] * len(crops["grids"]) * len(crops["baseline"]["seeds"])
+    return dict(counts)
 
 
 def _npz_sizes(path: Path) -> tuple[int, int]:
@@ -127,37 +156,20 @@ def training_rules(config: dict, counts: dict, *, selected_fraction: float, work
                                 first_epochs=cs["stopping"]["max_epochs"])
     subset = max(cs["selection"]["initial"], round(selected_fraction * n_pairs))
     rules = [
-        ("crops_baseline", "mnist_cnn", crops_images, cr["stopping"]["max_epochs"]),
-        ("crops_baseline_window_batch", "mnist_cnn", crops_images, cr["stopping"]["max_epochs"]),
-        ("crops_window", "mnist_cnn", crops_images, cr["stopping"]["max_epochs"]),
-        ("crops_confirm", "mnist_cnn", crops_images, cr["stopping"]["max_epochs"]),
+        *[(f"crops_train ({part})", "mnist_cnn", crops_images, cr["stopping"]["max_epochs"])
+          for part in ("baseline", "window", "confirm")],
         ("cifar_train", "vgg", ci["train_size"] or size["cifar10"], ci["epochs"]),
         ("iic_train", "iic_net", ii["train_size"] or size["mnist"], ii["epochs"]),
         ("digits_train (step1)", "cnn_medium", fit, dg["step1"]["epochs"]),
         ("digits_train (ladder)", "cnn_medium", fit, dg["step2"]["epochs"]),
         ("digits_train (fold)", "cnn_medium", round(digits_train * (folds - 1) / folds), dg["step2"]["epochs"]),
         # the coreset's runs in gradient steps x batch: one "epoch" of that many images
-        ("coreset_select", "unet", sel_steps * b, 1),
-        ("coreset_control", "unet", subset, cs["stopping"]["max_epochs"]),
-        ("coreset_control_matched", "unet", sel_steps * b, 1),
+        ("coreset_train (select)", "unet", sel_steps * b, 1),
+        ("coreset_train (control)", "unet", subset, cs["stopping"]["max_epochs"]),
+        ("coreset_train (matched)", "unet", sel_steps * b, 1),
     ]
-    jobs = {**counts, **digits_jobs(config, counts.get("digits_train", 0))}
-    return [{"rule": r, "jobs": jobs.get(r, 0), "model": m, "images_per_epoch": int(n), "epochs": int(e)}
-            for r, m, n, e in rules if jobs.get(r, 0)]
-
-
-def digits_jobs(config: dict, total: int) -> dict:
-    """The one rule digits_train's jobs per part (their epochs differ): step 1 and the folds for every seed
-    the submissions or the ladder use, the ladder's three rungs per ladder seed; checked against the dry run."""
-    if not total:
-        return {}
-    dg = config["digits"]
-    seeds = set(dg["ladder"]["seeds"]) | {config["seed"]}
-    parts = {"digits_train (step1)": len(seeds), "digits_train (ladder)": 3 * len(dg["ladder"]["seeds"]),
-             "digits_train (fold)": dg["step2"]["folds"] * len(seeds)}
-    if sum(parts.values()) != total:
-        raise RuntimeError(f"digits_train: the dry run lists {total} jobs, the config {parts}")
-    return parts
+    return [{"rule": r, "jobs": counts.get(r, 0), "model": m, "images_per_epoch": int(n), "epochs": int(e)}
+            for r, m, n, e in rules if counts.get(r, 0)]
 
 
 def measured_fraction(results: Path) -> float | None:

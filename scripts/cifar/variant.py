@@ -1,4 +1,4 @@
-"""Rules cifar_*_variant: a corrupted-labels or corrupted-pixels variant, keyed by record index."""
+"""Rule cifar_variant: a corrupted-labels or corrupted-pixels variant, keyed by record index."""
 from anatomy.logs import log_step
 
 with log_step(snakemake):
@@ -6,15 +6,15 @@ with log_step(snakemake):
     from anatomy.io import write_npz
     from anatomy.studies import cifar
 
-    seed = snakemake.params.seed
+    seed, spec = snakemake.params.seed, snakemake.params.spec
     idx_tr, x_tr, y_tr = read_cifar10(snakemake.input.manifest[0], "train")
-    if "p" in snakemake.wildcards.keys():
-        p = float(snakemake.wildcards.p)
+    if "label_noise" in spec:
+        p = float(spec["label_noise"])
         v = cifar.corrupt_labels(y_tr, p, seed)
         arrays = {**v, "description": f"labels redrawn uniformly with probability {p:g}"}
         print(f"p={p:g}: redrawn {v['redrawn'].mean():.4f}, changed {v['changed'].mean():.4f}")
     else:
-        kind = snakemake.wildcards.kind
+        kind = spec["pixels"]
         idx_te, x_te, _ = read_cifar10(snakemake.input.manifest[0], "test")
         arrays = {**cifar.make_pixel_variant(kind, x_tr, x_te, seed), "test_index": idx_te,
                   "description": kind.replace("_", " ")}

@@ -1,4 +1,4 @@
-"""Rule crops_*: train the Keras MNIST CNN on full images or under one window mask."""
+"""Rule crops_train: train the Keras MNIST CNN on full images or under one window mask."""
 from anatomy.logs import contract_files, log_step
 
 with log_step(snakemake):
@@ -7,10 +7,9 @@ with log_step(snakemake):
     from anatomy.studies.crops import train_crops_run
 
     mask = np.load(snakemake.input.mask) if "mask" in snakemake.input.keys() else None
-    seed = int(snakemake.wildcards.get("seed", snakemake.params.get("seed", 0)))
     train_crops_run(
         mnist_h5=snakemake.input.mnist, init_weights=snakemake.input.init, mask=mask,
-        files=contract_files(snakemake),
-        params=snakemake.params.train, threads=snakemake.threads, seed=seed, data_seed=snakemake.params.data_seed,
+        files=contract_files(snakemake), params=snakemake.params.train, threads=snakemake.threads,
+        seed=snakemake.params.seed, data_seed=snakemake.params.data_seed,
         deterministic=snakemake.params.deterministic, precision=snakemake.params.precision,
     )

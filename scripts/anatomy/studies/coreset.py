@@ -282,9 +282,7 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
     import shutil
     from types import SimpleNamespace
 
-    import pandas as pd
-
-    from anatomy.io import atomic_path, read_dataset_h5, write_json, write_npz
+    from anatomy.io import read_dataset_h5, write_json, write_npz
     from anatomy.training.contract import BACKUP_SECONDS, BackupSchedule, install_sigterm_handler, load_backup, \
         run_fingerprint, run_metrics, save_backup, save_model, write_history_csv
     from anatomy.training.step import make_train_step
@@ -347,12 +345,21 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
                "params": params, "seed": seed, **device}
     save_model(model, files["model"])
     write_history_csv(files["history"], state.rows)
-    with atomic_path(files["selected"]) as tmp:
-        pd.DataFrame({"order": range(len(state.selected)), "index": state.selected}).to_csv(tmp, index=False)
+    write_selected(files["selected"], state.selected)
     write_npz(files["predictions"], compressed=True, **arrays)
     write_json(files["metrics"], metrics)
     shutil.rmtree(backup, ignore_errors=True)
     return metrics
+
+
+def write_selected(path, indices) -> None:
+    """selected.csv: the training pairs a run used (``index``), in the order it took them (``order``)."""
+    import pandas as pd
+
+    from anatomy.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        pd.DataFrame({"order": range(len(indices)), "index": list(map(int, indices))}).to_csv(tmp, index=False)
 
 
 def control_indices(kind: str, n_train: int, *, size: int | None = None, seed: int | None = None) -> np.ndarray:
@@ -487,6 +494,7 @@ def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, k
         steps = metrics["epochs_run"] * steps_per_epoch
         arrays["indices"] = idx
         write_npz(files["predictions"], compressed=True, **arrays)
+        write_selected(files["selected"], idx)
         return {"gradient_steps": int(steps if budget_steps is None else min(steps, int(budget_steps))),
                 "train_metric_final": float(pair_scores(y[idx], predict(x[idx])).mean())}
 
