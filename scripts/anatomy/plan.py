@@ -175,7 +175,8 @@ def measure_rates(config: dict, *, scale: float = 0.25) -> dict:
     """Images per second of each model's training step at the config's size and batch, on this machine."""
     import os
 
-    from anatomy.bench import bench_pipeline, build_data
+    from anatomy.bench.common import build_data
+    from anatomy.bench.pipeline import bench_pipeline
     from anatomy.training.setup import configure_tensorflow
 
     try:
