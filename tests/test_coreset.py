@@ -11,6 +11,7 @@ import pytest
 from anatomy.data import ellipses
 from anatomy import verdicts
 from anatomy.studies import coreset, coreset_results
+from anatomy.training.setup import RunSettings
 from conftest import assert_figure
 
 SECTION = {"train_size": 50, "test_size": 10, "image_size": 48, "radius": [10, 20], "rectangle": [10, 40]}
@@ -381,8 +382,8 @@ def test_a_matched_control_makes_exactly_the_selections_gradient_steps(tmp_path)
                  "predictions": d / "predictions.npz", "backup": d / "backup"}
         out[budget] = coreset.run_control(train_h5=tmp_path / "train.h5", test_h5=tmp_path / "test.h5",
                                           init_weights=tmp_path / "init.weights.h5", files=files, params=params,
-                                          kind="random", size=10, subset_seed=1, threads=1, seed=0,
-                                          deterministic=False, budget_steps=budget)
+                                          kind="random", size=10, subset_seed=1,
+                                          run_settings=RunSettings(threads=1, seed=0), budget_steps=budget)
         saved = keras.saving.load_model(files["model"], compile=True, safe_mode=True,
                                         custom_objects={"bce_dice_loss": bce_dice_loss})
         out[budget]["iterations"] = int(saved.optimizer.iterations.numpy())

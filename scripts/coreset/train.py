@@ -4,12 +4,12 @@ from anatomy.logs import contract_files, log_step
 
 with log_step(snakemake):
     from anatomy.studies import coreset
+    from anatomy.training.setup import RunSettings
 
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     files = contract_files(snakemake)  # TensorBoard: the controls only (the selection is its own loop)
     common = dict(train_h5=inp.train, test_h5=inp.test, init_weights=inp.init, params=p.train,
-                  threads=snakemake.threads, seed=int(p.seed), deterministic=p.deterministic,
-                  precision=p.precision)
+                  run_settings=RunSettings.from_rule(snakemake, seed=p.seed))
     if snakemake.rule == "coreset_select":
         coreset.run_selection(files={**files, "selected": out.selected}, shuffle_seed=p.shuffle_seed, **common)
     else:

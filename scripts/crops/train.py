@@ -5,12 +5,13 @@ with log_step(snakemake):
     import numpy as np
 
     from anatomy.studies.crops import train_crops_run
+    from anatomy.training.setup import RunSettings
 
     mask = np.load(snakemake.input.mask) if "mask" in snakemake.input.keys() else None
-    seed = int(snakemake.wildcards.get("seed", snakemake.params.get("seed", 0)))
+    seed = snakemake.wildcards.get("seed", snakemake.params.get("seed", 0))
     train_crops_run(
         mnist_h5=snakemake.input.mnist, init_weights=snakemake.input.init, mask=mask,
         files=contract_files(snakemake),
-        params=snakemake.params.train, threads=snakemake.threads, seed=seed, data_seed=snakemake.params.data_seed,
-        deterministic=snakemake.params.deterministic, precision=snakemake.params.precision,
+        params=snakemake.params.train, data_seed=snakemake.params.data_seed,
+        run_settings=RunSettings.from_rule(snakemake, seed=seed),
     )

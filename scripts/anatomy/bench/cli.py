@@ -41,13 +41,13 @@ def run(*, out: Path, parts=PARTS, scale: float = 1.0, repeats: int = 3, workdir
     import yaml
 
     from anatomy.io import atomic_path
-    from anatomy.training.setup import configure_tensorflow, device_info
+    from anatomy.training.setup import RunSettings, configure_tensorflow, device_info
 
     warnings.filterwarnings("ignore", message=".*ran out of data.*")  # one finite epoch per fit, on purpose
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")
     cfg = yaml.safe_load(Path(configfile or ROOT / "config" / "config.yaml").read_text())
     try:
-        info = configure_tensorflow(threads=threads or os.cpu_count() or 1, seed=0)
+        info = configure_tensorflow(RunSettings(threads=threads or os.cpu_count() or 1, seed=0))
     except RuntimeError:  # TensorFlow already running in this process (tests): keep its threads
         info = device_info()
     device = info["device"] + (f" ({info['device_name']})" if info["device"] == "GPU" else "")

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from anatomy.training.setup import RunSettings
+
 # CIFAR-10 per-channel statistics of the training set (pixel / 255).
 MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
 STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
@@ -138,12 +140,13 @@ def _weighted(model) -> list:
 
 
 def train_cifar_run(*, manifest, files, spec: dict, model_cfg: dict, train_cfg: dict, init_weights, variant=None,
-                    threads: int, seed: int, deterministic: bool, precision: str = "float32") -> dict:
+                    run_settings: RunSettings) -> dict:
     """Train one VGG-like run under the training contract, from its seed's initial weights and in its
     seed's data order; test accuracy recorded every epoch."""
     from anatomy.training.setup import configure_tensorflow
 
-    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic, precision=precision)
+    device = configure_tensorflow(run_settings)
+    seed = run_settings.seed
     import keras
     import tensorflow as tf
 

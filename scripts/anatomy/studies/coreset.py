@@ -41,6 +41,8 @@ from typing import Callable
 
 import numpy as np
 
+from anatomy.training.setup import RunSettings
+
 PREDICT_BATCH = 64  # inference batch for scoring sets; the scan itself goes scan_batch pairs at a time
 THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
 PUBLISHED = {"selected_in_order": 271, "selected_shuffled": 408, "train_size": 10_000, "test_score": 0.9928,
@@ -251,10 +253,10 @@ def _evaluate(predict, x_train, y_train, scanned, x_test, y_test, pass_score: fl
     return metrics, arrays
 
 
-def _setup(*, init_weights, params, threads, seed, deterministic, precision):
+def _setup(*, init_weights, params, run_settings: RunSettings):
     from anatomy.training.setup import configure_tensorflow
 
-    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic, precision=precision)
+    device = configure_tensorflow(run_settings)
     from anatomy.models.unet import compile_unet, residual_unet
 
     model = residual_unet(**unet_kwargs(params))
@@ -271,8 +273,7 @@ def unet_kwargs(params: dict) -> dict:
 
 
 def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict, shuffle_seed: int | None,
-                  threads: int, seed: int, deterministic: bool, precision: str = "float32",
-                  backup_seconds: float | None = None) -> dict:
+                  run_settings: RunSettings, backup_seconds: float | None = None) -> dict:
     """The selection as one training step; writes model, history (one row per addition), selected, metrics.
 
     Resumable: the model, optimizer, dropout RNG and the :class:`Selection`
@@ -294,8 +295,8 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
     from anatomy.training.step import make_train_step
 
     t_start = time.time()
-    model, device = _setup(init_weights=init_weights, params=params, threads=threads, seed=seed,
-                           deterministic=deterministic, precision=precision)
+    model, device = _setup(init_weights=init_weights, params=params, run_settings=run_settings)
+    seed = run_settings.seed
     x, y = read_dataset_h5(train_h5, "train")
     x_test, y_test = read_dataset_h5(test_h5, "test")
     sel, stop = params["selection"], params["stopping"]
@@ -305,7 +306,7 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
     state = Selection(order=scan_order(len(x), shuffle_seed).tolist())
     backup = Path(files["backup"])
     fingerprint = run_fingerprint(model, SimpleNamespace(x=x, y=y), 0, {"params": params, "seed": seed,
-                                  "shuffle_seed": shuffle_seed, "precision": precision})
+                                  "shuffle_seed": shuffle_seed, "precision": run_settings.precision})
     saved = load_backup(model, backup, fingerprint)
     resumed_from = 0 if saved is None else int(saved["epochs_done"])
     if saved is not None:
@@ -422,8 +423,7 @@ def matched_schedule(budget_steps: int, steps_per_epoch: int) -> tuple[int, int]
 
 
 def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, kind: str, size: int | None,
-                subset_seed: int | None, threads: int, seed: int, deterministic: bool,
-                precision: str = "float32", budget_steps: int | None = None) -> dict:
+                subset_seed: int | None, run_settings: RunSettings, budget_steps: int | None = None) -> dict:
     """Train on a fixed subset under the training contract, with one of two budgets.
 
     ``budget_steps=None`` (stop at target): the selection's stopping rule - stop
@@ -435,8 +435,8 @@ def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, k
     Both start from the same initial weights, with the same batch size, optimizer
     and learning rate as the selection.
     """
-    model, device = _setup(init_weights=init_weights, params=params, threads=threads, seed=seed,
-                           deterministic=deterministic, precision=precision)
+    model, device = _setup(init_weights=init_weights, params=params, run_settings=run_settings)
+    seed = run_settings.seed
     import keras
 
     from anatomy.io import read_dataset_h5, write_npz

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from anatomy.training.setup import RunSettings
+
 SIDE = 28
 
 
@@ -87,8 +89,8 @@ def ink_kept(x: np.ndarray, keep: np.ndarray) -> float:
     return float((x * keep).sum() / x.sum())
 
 
-def train_crops_run(*, mnist_h5, init_weights, files, params: dict, mask=None, threads: int, seed: int,
-                    deterministic: bool, data_seed: int, precision: str = "float32") -> dict:
+def train_crops_run(*, mnist_h5, init_weights, files, params: dict, mask=None, run_settings: RunSettings,
+                    data_seed: int) -> dict:
     """Train the CNN once (baseline when ``mask`` is None) under the training contract.
 
     Stopping monitors the held-out split (``val_*``); test accuracy is recorded
@@ -98,7 +100,8 @@ def train_crops_run(*, mnist_h5, init_weights, files, params: dict, mask=None, t
     """
     from anatomy.training.setup import configure_tensorflow
 
-    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic, precision=precision)
+    device = configure_tensorflow(run_settings)
+    seed = run_settings.seed
     import keras
     from anatomy.io import read_dataset_h5, write_npz
     from anatomy.models.mnist_cnn import compile_mnist_cnn, mnist_cnn

@@ -51,6 +51,7 @@ import pandas as pd
 from anatomy.io import atomic_path, write_npz
 from anatomy.studies.kaggle import public_se
 from anatomy.training.init_weights import weights_fingerprint
+from anatomy.training.setup import RunSettings
 
 N_CLASSES = 10
 SIDE = 28
@@ -211,8 +212,7 @@ def file_fingerprint(path, *, model: str = "cnn_medium") -> str:
 
 # ------------------------------------------------------------ one model
 def train_digits_model(*, arrays, folds, init_weights, test_labels, files: dict, params: dict, part: str,
-                       seed: int, threads: int, deterministic: bool, precision: str = "float32",
-                       init_seed: int | None = None) -> dict:
+                       run_settings: RunSettings, init_seed: int | None = None) -> dict:
     """Train CNNMedium once under the training contract and write its predictions.
 
     ``part`` is 'step1' (the 80/20 split; step 1 and the ladder rows) or
@@ -221,14 +221,16 @@ def train_digits_model(*, arrays, folds, init_weights, test_labels, files: dict,
     made it; both go to ``metrics.json['init']`` with the weights' fingerprint.
     ``params``: ``batch_size``, ``learning_rate``, ``epochs``,
     ``lr_drops``, ``lr_factor``, ``augmentation`` (dict or None) and ``tta``
-    (copies, 0 = none). Validation each epoch is on this model's own held-out
+    (copies, 0 = none); ``run_settings`` the job's threads, seed, determinism and
+    precision. Validation each epoch is on this model's own held-out
     part. ``files['predictions']`` (npz): ``test`` probabilities (and
     ``test_tta``), and for every used training image (``images``, ``labels``)
     its probabilities, loss and whether this model trained on it (``seen``).
     """
     from anatomy.training.setup import configure_tensorflow
 
-    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic, precision=precision)
+    device = configure_tensorflow(run_settings)
+    seed = run_settings.seed
     import tensorflow as tf
 
     from anatomy.models.cnn_medium import cnn_medium, compile_cnn_medium
