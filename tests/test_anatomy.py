@@ -18,6 +18,7 @@ from anatomy.io import read_json, write_dataset_h5
 from anatomy.studies import anatomy as A
 from anatomy.studies import anatomy_results as R
 from anatomy.studies.crops import window_mask
+from anatomy.training.setup import RunSettings
 
 from conftest import ROOT, Workflow, tiny_config
 
@@ -43,8 +44,8 @@ def _train(h5, tmp_path, part, run, entry, seed=0):
     d = tmp_path / part / run / f"seed{seed}"
     files = {"model": d / "model.keras", "history": d / "history.csv", "metrics": d / "metrics.json",
              "predictions": d / "predictions.npz", "backup": tmp_path / ".resume" / part / run}
-    A.train_anatomy_run(h5=h5, files=files, part=part, run=run, settings=A.part_settings(entry, part), seed=seed,
-                        threads=2, deterministic=False)
+    A.train_anatomy_run(h5=h5, files=files, part=part, run=run, settings=A.part_settings(entry, part),
+                        run_settings=RunSettings(threads=2, seed=seed))
     return d
 
 

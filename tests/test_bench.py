@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anatomy import bench
+from anatomy.bench import augment, cli, common, flops, scaling, synthetic, workflow
 
 
 def test_forward_flops_of_the_mnist_cnn_match_a_hand_count():
@@ -16,8 +16,8 @@ def test_forward_flops_of_the_mnist_cnn_match_a_hand_count():
     conv1 = 26 * 26 * 32 * 3 * 3 * 1 * 2
     conv2 = 24 * 24 * 64 * 3 * 3 * 32 * 2
     dense = 12 * 12 * 64 * 128 * 2 + 128 * 10 * 2
-    assert bench.forward_flops(m) == conv1 + conv2 + dense  # about 24 MFLOP
-    assert bench.training_flops(m) == 3 * (conv1 + conv2 + dense) - conv1
+    assert flops.forward_flops(m) == conv1 + conv2 + dense  # about 24 MFLOP
+    assert flops.training_flops(m) == 3 * (conv1 + conv2 + dense) - conv1
 
 
 def test_flops_count_transposed_convolutions_and_nested_models():
@@ -26,14 +26,14 @@ def test_flops_count_transposed_convolutions_and_nested_models():
     inner = keras.Sequential([keras.Input((4, 4, 2)), keras.layers.Conv2DTranspose(3, 3, strides=2, padding="same")])
     outer = keras.Sequential([keras.Input((4, 4, 2)), inner, keras.layers.Flatten(), keras.layers.Dense(5)])
     expected = 4 * 4 * 2 * 3 * 9 * 2 + 8 * 8 * 3 * 5 * 2
-    assert bench.forward_flops(outer) == expected
+    assert flops.forward_flops(outer) == expected
 
 
 def test_skimage_reference_loop_warps_about_half_the_images_and_keeps_the_rest():
     aug = {"probability": 0.5, "scale": [0.95, 1.05], "rotation_deg": 7, "shear_deg": 3, "translation_px": 2}
     rng = np.random.default_rng(0)
     x = rng.random((200, 28, 28, 1)).astype("float32")
-    out = bench.skimage_affine_loop(x, aug, seed=1)
+    out = augment.skimage_affine_loop(x, aug, seed=1)
     changed = np.array([not np.array_equal(a, b) for a, b in zip(out, x)])
     assert 0.35 < changed.mean() < 0.65
     assert out.shape == x.shape and np.isfinite(out).all()
@@ -41,7 +41,7 @@ def test_skimage_reference_loop_warps_about_half_the_images_and_keeps_the_rest()
 
 def test_numpy_crop_flip_reference_returns_crops_of_the_padded_image():
     x = np.arange(2 * 8 * 8 * 3, dtype="float32").reshape(2, 8, 8, 3)
-    out = bench.numpy_crop_flip_loop(x, seed=0, pad=2)
+    out = augment.numpy_crop_flip_loop(x, seed=0, pad=2)
     assert out.shape == x.shape
     for k in range(2):
         p = np.pad(x[k], ((2, 2), (2, 2), (0, 0)), mode="reflect")
@@ -50,39 +50,39 @@ def test_numpy_crop_flip_reference_returns_crops_of_the_padded_image():
 
 
 def test_published_ellipse_loop_makes_masks_that_are_ellipses_only():
-    x, y = bench.published_ellipses_loop(5, size=64, seed=0)
+    x, y = synthetic.published_ellipses_loop(5, size=64, seed=0)
     assert x.shape == (5, 64, 64, 3) and y.shape == (5, 64, 64, 1)
     assert 0 < y.mean() < 0.5 and set(np.unique(y)) == {0, 1}
     assert (x >= 0).all() and (x < 1).all()
 
 
 def test_row_ratio_and_goal():
-    r = bench.row("a", "what", 30.0, 2.0, "images/s", goal=15)
+    r = common.row("a", "what", 30.0, 2.0, "images/s", goal=15)
     assert r["ratio"] == 15 and r["met"] == "yes" and r["goal"] == ">= 15"
-    r = bench.row("b", "what", 12.0, 10.0, "s", goal=1.0, higher_is_better=False, ratio=1.2)
+    r = common.row("b", "what", 12.0, 10.0, "s", goal=1.0, higher_is_better=False, ratio=1.2)
     assert r["met"] == "no" and r["goal"] == "<= 1"
-    assert np.isnan(bench.row("c", "what", 1.0, float("nan"), "x")["ratio"])
+    assert np.isnan(common.row("c", "what", 1.0, float("nan"), "x")["ratio"])
 
 
 def test_job_total_reads_snakemakes_job_table():
     text = "Job stats:\njob      count\n-----  -----\nall        1\ntrain     12\ntotal     13\n"
-    assert bench.job_total(text) == 13
-    assert bench.job_total("Nothing to be done.") is None
+    assert workflow.job_total(text) == 13
+    assert workflow.job_total("Nothing to be done.") is None
 
 
 def test_smoke_run_writes_every_requested_row(tmp_path):
     out = tmp_path / "bench" / "bench.csv"
-    table = bench.run(out=out, parts=("synthetic",), scale=0.02, repeats=1)
+    table = cli.run(out=out, parts=("synthetic",), scale=0.02, repeats=1)
     back = pd.read_csv(out)
     assert list(back["row"]) == ["synthetic/ellipses", "synthetic/ellipses_vs_floor"]
     assert (back["ours"] > 0).all() and (back["theirs"] > 0).all()
     assert back["versions"].str.contains("tensorflow").all()
-    assert "| synthetic/ellipses |" in bench.format_table(table)
+    assert "| synthetic/ellipses |" in cli.format_table(table)
 
 
 def test_unknown_part_is_refused(capsys):
     with pytest.raises(SystemExit):
-        bench.main(["--parts", "pipeline,warp"])
+        cli.main(["--parts", "pipeline,warp"])
     assert "unknown ['warp']" in capsys.readouterr().err
 
 
@@ -91,7 +91,7 @@ def test_matmul_peak_chains_its_products_so_none_can_be_merged():
     node after Grappler's CSE (which once made the "peak" k times too high)."""
     import tensorflow as tf
 
-    from anatomy.bench import matmul_chain
+    from anatomy.bench.flops import matmul_chain
 
     rng = np.random.default_rng(0)
     a, b = rng.random((32, 32)), rng.random((32, 32))
@@ -104,7 +104,7 @@ def test_matmul_peak_chains_its_products_so_none_can_be_merged():
 
 
 def test_the_quick_study_row_reads_the_wall_time_of_the_last_finished_run(tmp_path):
-    from anatomy.bench import last_run_seconds
+    from anatomy.bench.workflow import last_run_seconds
 
     log = tmp_path / ".snakemake" / "log"
     log.mkdir(parents=True)
@@ -124,7 +124,7 @@ def test_the_scaling_rows_workflow_config_is_valid():
 
     from anatomy.config import validate_config
 
-    root = bench.ROOT
+    root = common.ROOT
     cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())
-    small = validate_config(bench.scaling_config(cfg), root / "config" / "schema.yaml")
+    small = validate_config(scaling.scaling_config(cfg), root / "config" / "schema.yaml")
     assert small["crops"]["baseline"]["seeds"] and small["coreset"]["enabled"] is False

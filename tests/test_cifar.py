@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anatomy.studies import cifar
+from anatomy.studies import cifar, cifar_results
 from conftest import assert_figure
 
 
@@ -77,8 +77,8 @@ def test_apply_variant_overrides_by_index_and_refuses_mismatch():
 
 def test_epochs_to_level():
     h = pd.DataFrame({"epoch": [1, 2, 3], "accuracy": [0.5, 0.91, 0.95]})
-    assert cifar.epochs_to(h, "accuracy", 0.9) == 2
-    assert np.isnan(cifar.epochs_to(h, "accuracy", 0.99))
+    assert cifar_results.epochs_to(h, "accuracy", 0.9) == 2
+    assert np.isnan(cifar_results.epochs_to(h, "accuracy", 0.99))
 
 
 def _noisy_metrics(**test):
@@ -97,17 +97,18 @@ def _history(test_accuracy=0.5, epochs=3):
 def test_run_summary_has_the_three_noisy_bn_accuracies_nan_without_noise():
     cols = ["test_accuracy_noise_off", "test_accuracy_noise_on_mean", "test_accuracy_noise_on_sd",
             "test_accuracy_bn_reestimated"]
-    noisy = cifar.run_summary("noisybn_lr0.05", _history(0.166), _noisy_metrics())
+    noisy = cifar_results.run_summary("noisybn_lr0.05", _history(0.166), _noisy_metrics())
     assert [noisy[c] for c in cols] == [0.166, 0.5, 0.02, 0.61]
     assert noisy["noise_on_draws"] == 3 and noisy["test_images"] == 500
-    plain = cifar.run_summary("nobn_lr0.05", _history(), {"spec": {"batchnorm": False}, "test": {"accuracy": 0.5}})
+    plain = cifar_results.run_summary("nobn_lr0.05", _history(),
+                                      {"spec": {"batchnorm": False}, "test": {"accuracy": 0.5}})
     assert all(np.isnan(plain[c]) for c in [*cols, "noise_on_draws", "test_images"])
     # the BN run the noisy one is compared with carries its re-estimated accuracy, nothing else
-    bn = cifar.run_summary("bn_lr0.05", _history(), {"spec": {"batchnorm": True},
+    bn = cifar_results.run_summary("bn_lr0.05", _history(), {"spec": {"batchnorm": True},
                                                      "test": {"accuracy": 0.5, "accuracy_bn_reestimated": 0.55}})
     assert bn["test_accuracy_bn_reestimated"] == 0.55 and np.isnan(bn["test_accuracy_noise_on_mean"])
     # a noisy run that diverged (no test metrics) has NaNs, not an error
-    gone = cifar.run_summary("noisybn_lr0.05", _history(), {"spec": _noisy_metrics()["spec"], "test": {},
+    gone = cifar_results.run_summary("noisybn_lr0.05", _history(), {"spec": _noisy_metrics()["spec"], "test": {},
                                                              "diverged": True})
     assert all(np.isnan(gone[c]) for c in cols)
 
@@ -160,7 +161,7 @@ assert "tensorflow" not in sys.modules, "the aggregation imported TensorFlow"
     assert len(table) == len(runs) * len(seeds) and sorted(set(table["seed"])) == seeds  # one row per run and seed
     assert list(table.columns[:2]) == ["run", "seed"]
     # the verdicts pair by seed: BN - no BN training accuracy, one difference per seed
-    faster = {c.key: e for c, e, _ in cifar.claims_evidence(table, base_lr=0.05)}["bn_trains_faster_lr0.05"]
+    faster = {c.key: e for c, e, _ in cifar_results.claims_evidence(table, base_lr=0.05)}["bn_trains_faster_lr0.05"]
     assert faster.values == pytest.approx([0.0, 0.0]) and faster.unit == "seed pairs"
     assert table.groupby("run")["final_test_accuracy"].apply(lambda v: v.max() - v.min()).to_numpy() == \
         pytest.approx(0.1)
@@ -175,7 +176,7 @@ assert "tensorflow" not in sys.modules, "the aggregation imported TensorFlow"
     assert np.isnan(s.loc["nobn_lr0.05", "test_accuracy_bn_reestimated"])
     assert_figure(tmp_path / "noisy_bn.png")
     # the figure's end-of-training markers come from the same table
-    points = cifar.noisy_bn_points(s.reset_index(), 0.05)
+    points = cifar_results.noisy_bn_points(s.reset_index(), 0.05)
     assert [v[1] for v in points.values()] == pytest.approx([0.5, 0.61, 0.55])
     assert list(points)[0].startswith("noisy BN, noise on (mean ± sd of 3 draws)")
 
@@ -398,7 +399,7 @@ def test_figure_groups_put_each_run_in_its_figures_with_the_clean_run_as_referen
     names = ["bn_lr0.05", "nobn_lr0.05", "bn_lr0.5", "nobn_lr0.5", "noisybn_lr0.05", "aug_lr0.05", "labels_p1",
              "labels_p0.2", "pixels_fixed_permutation", "pixels_gaussian_dataset"]
     hist = {n: pd.DataFrame({"epoch": [1], "tag": [n]}) for n in names}
-    g = cifar.figure_groups(hist, 0.05)
+    g = cifar_results.figure_groups(hist, 0.05)
     lr = g["bn_lr"]
     assert list(lr["curves"]) == ["bn_lr0.05", "nobn_lr0.05", "bn_lr0.5", "nobn_lr0.5"]  # by rate, BN first
     assert lr["styles"] == {"nobn_lr0.05": "--", "nobn_lr0.5": "--"}
@@ -415,8 +416,9 @@ def test_label_table_reads_p_and_the_fractions_from_each_variant_file(tmp_path):
     for p, redrawn in ((0.5, [1, 0, 1, 0]), (1.0, [1, 1, 1, 1])):
         np.savez(tmp_path / f"labels_p{p:g}.npz", labels=np.arange(4), redrawn=np.array(redrawn, bool),
                  changed=np.array([1, 0, 0, 0], bool), train_index=np.arange(4), description=np.array("x"))
-    t = cifar.label_table([tmp_path / "labels_p0.5.npz", tmp_path / "labels_p1.npz"])
-    assert t.columns.tolist() == cifar.LABEL_TABLE_COLUMNS
+    t = cifar_results.label_table([tmp_path / "labels_p0.5.npz", tmp_path / "labels_p1.npz"])
+    assert t.columns.tolist() == cifar_results.LABEL_TABLE_COLUMNS
     assert t["p"].tolist() == [0.5, 1.0] and t["images"].tolist() == [4, 4]
     assert t["redrawn_fraction"].tolist() == [0.5, 1.0] and t["changed_fraction"].tolist() == [0.25, 0.25]
-    assert cifar.label_table([]).columns.tolist() == cifar.LABEL_TABLE_COLUMNS  # no label variant configured
+    # no label variant configured
+    assert cifar_results.label_table([]).columns.tolist() == cifar_results.LABEL_TABLE_COLUMNS

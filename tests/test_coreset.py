@@ -10,7 +10,8 @@ import pytest
 
 from anatomy.data import ellipses
 from anatomy import verdicts
-from anatomy.studies import coreset
+from anatomy.studies import coreset, coreset_results
+from anatomy.training.setup import RunSettings
 from conftest import assert_figure
 
 SECTION = {"train_size": 50, "test_size": 10, "image_size": 48, "radius": [10, 20], "rectangle": [10, 40]}
@@ -204,7 +205,7 @@ def _runs(inord=0.9, rand=(0.6, 0.62, 0.61), rand_stop=(0.5, 0.52, 0.51), full=0
         m[f"random_seed{s}"] = _metrics(f"random_seed{s}", 50, st, 0.5, steps=12)
         m[f"random_seed{s}_matched_steps"] = _metrics(f"random_seed{s}_matched_steps", 50, sc, 0.5, steps=steps,
                                                       budget_steps=steps)
-    return coreset.runs_table(dict(reversed(list(m.items()))))  # the table orders the runs itself
+    return coreset_results.runs_table(dict(reversed(list(m.items()))))  # the table orders the runs itself
 
 
 def test_runs_table_has_both_budgets_side_by_side():
@@ -215,7 +216,7 @@ def test_runs_table_has_both_budgets_side_by_side():
     assert {"pairs_used", "test_score_thresholded", "test_score_soft_as_published", "test_mean_iou",
             "recheck_pass_fraction", "budget", "gradient_steps", "budget_steps"} <= set(runs.columns)
     by = runs.set_index("run")
-    assert by.loc["in_order", "budget"] == coreset.SELECTION_BUDGET
+    assert by.loc["in_order", "budget"] == coreset_results.SELECTION_BUDGET
     assert by.loc["random_seed2", "budget"] == "stop at target"
     assert by.loc["random_seed2_matched_steps", "budget"] == "matched gradient steps"
     assert by.loc["full_matched_steps", "description"] == "full training set, matched gradient steps"
@@ -233,11 +234,11 @@ def test_control_names_round_trip():
     assert coreset.control_run_name("random", 2, 50) == "random_seed2_matched_steps"
     with pytest.raises(ValueError, match="not a control run"):
         coreset.parse_control("in_order")
-    assert coreset.runs_shown(["random_seed2", "full", "random_seed1_matched_steps", "in_order", "shuffled",
+    assert coreset_results.runs_shown(["random_seed2", "full", "random_seed1_matched_steps", "in_order", "shuffled",
                                "full_matched_steps", "random_seed1"]) == \
         ["in_order", "shuffled", "random_seed1_matched_steps", "full_matched_steps"]
-    assert coreset.runs_shown(["in_order", "random_seed1", "full"]) == ["in_order", "random_seed1", "full"]
-    assert coreset.recheck_shown(["random_seed1", "full_matched_steps", "shuffled", "in_order", "full",
+    assert coreset_results.runs_shown(["in_order", "random_seed1", "full"]) == ["in_order", "random_seed1", "full"]
+    assert coreset_results.recheck_shown(["random_seed1", "full_matched_steps", "shuffled", "in_order", "full",
                                   "random_seed1_matched_steps"]) == \
         ["in_order", "shuffled", "full_matched_steps", "random_seed1_matched_steps"]
 
@@ -263,7 +264,7 @@ def test_budget_is_read_from_the_selections_metrics(tmp_path):
 def _judged(**kw):
     from anatomy.summary import judged_table
 
-    return judged_table(coreset.claims_evidence(_runs(**kw)), data="d", scale="laptop").set_index("claim")
+    return judged_table(coreset_results.claims_evidence(_runs(**kw)), data="d", scale="laptop").set_index("claim")
 
 
 SELECTION = "selection beats a random subset of the same size (matched gradient steps)"
@@ -381,8 +382,8 @@ def test_a_matched_control_makes_exactly_the_selections_gradient_steps(tmp_path)
                  "predictions": d / "predictions.npz", "selected": d / "selected.csv", "backup": d / "backup"}
         out[budget] = coreset.run_control(train_h5=tmp_path / "train.h5", test_h5=tmp_path / "test.h5",
                                           init_weights=tmp_path / "init.weights.h5", files=files, params=params,
-                                          kind="random", size=10, subset_seed=1, threads=1, seed=0,
-                                          deterministic=False, budget_steps=budget)
+                                          kind="random", size=10, subset_seed=1,
+                                          run_settings=RunSettings(threads=1, seed=0), budget_steps=budget)
         saved = keras.saving.load_model(files["model"], compile=True, safe_mode=True,
                                         custom_objects={"bce_dice_loss": bce_dice_loss})
         out[budget]["iterations"] = int(saved.optimizer.iterations.numpy())
@@ -425,7 +426,7 @@ def test_tiny_workflow_writes_every_coreset_output(tiny_workflow):
         m = json.loads((r / "control" / f"{c}_matched_steps" / "metrics.json").read_text())
         assert m["gradient_steps"] == steps and m["params"]["batch_size"] == cfg["coreset"]["batch_size"]
     verdict = pd.read_csv(r / "verdict.csv")
-    assert len(verdict) == len(coreset.claims()) and set(verdict["verdict"]) <= set(verdicts.WORDS)
+    assert len(verdict) == len(coreset_results.claims()) and set(verdict["verdict"]) <= set(verdicts.WORDS)
     assert verdict["rule"].notna().all() and {"statistic", "n", "spread", "rule", "type"} <= set(verdict.columns)
     row = verdict.set_index("claim").loc[SELECTION]
     assert row["n"] == 1 + len(seeds) and f"1 vs {len(seeds)}" in row["statistic"]  # trained models on each side

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anatomy.studies import crops
+from anatomy.studies import crops, crops_results
 from conftest import assert_figure
 
 
@@ -70,7 +70,7 @@ def _history(val, test, binary=0.95):
 
 
 def test_run_summary_separates_clean_and_published_style_selection():
-    s = crops.run_summary(_history([0.8, 0.9, 0.85], [0.7, 0.8, 0.95]))
+    s = crops_results.run_summary(_history([0.8, 0.9, 0.85], [0.7, 0.8, 0.95]))
     assert s["epoch_of_best"] == 2 and s["test_accuracy"] == 0.8
     assert s["best_test_accuracy_published_style"] == 0.95
 
@@ -89,18 +89,18 @@ def _simulate(rng, *, seeds, effect=None, sd=0.002, mean=0.95, top=3, alpha=0.05
     """One study under the protocol: grid -> top windows by held-out -> retrain on the seeds -> verdict."""
     x = np.ones((2, 28, 28, 1), np.uint8)
     base_acc = {s: mean + rng.normal(0, sd) for s in seeds}
-    baseline = crops.baseline_table({s: _history([0.9], [a]) for s, a in base_acc.items()})
+    baseline = crops_results.baseline_table({s: _history([0.9], [a]) for s, a in base_acc.items()})
     positions = [(i, j) for i in range(0, 20, 4) for j in range(0, 20, 4)]  # 25 per mask
     runs = _grid(rng, positions, "window", mean, sd, effect) + _grid(rng, positions, "as_published", mean, sd, effect)
-    windows = crops.windows_table(runs, baseline, x_test=x, top=top)
-    selected = crops.rank_windows(windows, top=top)
+    windows = crops_results.windows_table(runs, baseline, x_test=x, top=top)
+    selected = crops_results.rank_windows(windows, top=top)
     confirm_runs = [{"mask": r.mask, "i": r.i, "j": r.j, "size": 9, "seed": s,
                      "history": _history([0.9], [base_acc[s] + (effect or {}).get((r.mask, r.i, r.j), 0.0)
                                                  + rng.normal(0, sd)])}
                     for r in selected.itertuples() for s in seeds]
-    confirm = crops.confirm_table(confirm_runs, baseline)
-    tests = crops.confirm_tests(confirm, alpha=alpha)
-    return crops.verdict(windows, baseline, tests, like_baseline=baseline, alpha=alpha,
+    confirm = crops_results.confirm_table(confirm_runs, baseline)
+    tests = crops_results.confirm_tests(confirm, alpha=alpha)
+    return crops_results.verdict(windows, baseline, tests, like_baseline=baseline, alpha=alpha,
                          batch_sizes={"baseline": 100, "window": 100}), windows, confirm, tests
 
 
@@ -120,40 +120,40 @@ def test_verdict_finds_a_real_effect_of_a_true_window():
     rng = np.random.default_rng(2)
     effect = {("window", 8, 12): 0.008}  # 4 sd: a window that really beats the full image
     found = [_simulate(rng, seeds=[1, 2, 3, 4, 5], effect=effect)[0] for _ in range(50)]
-    assert np.mean([v["finding"] == crops.FINDINGS["window"] for v in found]) >= 0.8
+    assert np.mean([v["finding"] == crops_results.FINDINGS["window"] for v in found]) >= 0.8
     assert all("paired diff" in v["statistic"] and "n = 5" in v["statistic"] for v in found)
 
 
 def test_verdict_with_only_the_published_mask_ahead():
     rng = np.random.default_rng(3)
     v, _, _, tests = _simulate(rng, seeds=[1, 2, 3, 4, 5], effect={("as_published", 0, 12): 0.01})
-    assert v["finding"] == crops.FINDINGS["as_published"]
+    assert v["finding"] == crops_results.FINDINGS["as_published"]
     assert v["windows_confirmed"] == 6 and (tests["comparisons"] == 6).all()
     assert tests["level"].tolist() == pytest.approx([0.05 / 6] * 6)
 
 
 def test_confirmation_pairs_each_seed_with_the_baseline_at_that_seed():
-    base = crops.baseline_table({1: _history([0.9], [0.90]), 2: _history([0.9], [0.92])})
+    base = crops_results.baseline_table({1: _history([0.9], [0.90]), 2: _history([0.9], [0.92])})
     runs = [{"mask": "window", "i": 0, "j": 14, "size": 9, "seed": s, "history": _history([0.5, 0.6], [a, b])}
             for s, (a, b) in {1: (0.1, 0.93), 2: (0.2, 0.91)}.items()]
-    c = crops.confirm_table(runs, base)
+    c = crops_results.confirm_table(runs, base)
     assert c["window_test_accuracy"].tolist() == [0.93, 0.91]  # the epoch chosen on the held-out split
     assert c["paired_difference"].tolist() == pytest.approx([0.03, -0.01])
     with pytest.raises(ValueError, match="no baseline at that seed"):
-        crops.confirm_table([{**runs[0], "seed": 7}], base)
+        crops_results.confirm_table([{**runs[0], "seed": 7}], base)
 
 
 def test_rank_windows_uses_held_out_accuracy_never_test():
     w = pd.DataFrame({"mask": ["window"] * 3, "i": [0, 1, 2], "j": [0, 0, 0], "size": 9,
                       "best_val_accuracy": [0.5, 0.9, 0.7], "test_accuracy": [0.99, 0.1, 0.2]})
-    r = crops.rank_windows(w, top=2)
+    r = crops_results.rank_windows(w, top=2)
     assert r["i"].tolist() == [1, 2] and r["rank"].tolist() == [1, 2]
 
 
 def test_importance_map_averages_covering_windows():
     w = pd.DataFrame({"mask": ["window", "window"], "i": [0, 0], "j": [0, 5], "size": [9, 9],
                       "test_accuracy": [0.4, 0.8]})
-    m = crops.importance_map(w)
+    m = crops_results.importance_map(w)
     assert m[0, 0] == pytest.approx(0.4) and m[0, 6] == pytest.approx(0.6) and m[0, 13] == pytest.approx(0.8)
     assert np.isnan(m[27, 27])
 
@@ -172,7 +172,7 @@ def test_stacking_across_scores_average_stack_and_control():
     val = {n: probs(y_val, 0.7) for n in names}
     test = {n: probs(y_test, 0.7) for n in names}
     control = [probs(y_test, 0.9) for _ in range(3)]
-    t = crops.stacking_across(val, test, y_val, y_test, names, k=3, control_probs=control, seed=0)
+    t = crops_results.stacking_across(val, test, y_val, y_test, names, k=3, control_probs=control, seed=0)
     assert len(t) == 5 and t["test_accuracy"].between(0, 1).all()
     assert t.iloc[2]["test_accuracy"] > 0.75  # three independent 70% voters beat one
     assert t.iloc[2]["windows"] == "a b c"
@@ -215,12 +215,10 @@ def test_tiny_workflow_writes_the_crops_tables_and_figures(tiny_workflow):
 def test_compared_positions_start_with_the_articles_and_skip_repeats_and_overruns():
     import pandas as pd
 
-    from anatomy.studies import crops as c
-
     ranked = pd.DataFrame({"i": [0, 5, 5, 20, 3], "j": [14, 5, 5, 0, 3]})  # (0, 14) repeats the article's
-    got = c.compared_positions(ranked, 9)
+    got = crops_results.compared_positions(ranked, 9)
     assert got == [(0, 14), (18, 1), (5, 5)]  # the top 3 distinct: (0, 14), (5, 5) and (20, 0), which
-    assert c.compared_positions(ranked, 8)[-1] == (20, 0)  # runs past 28 at size 9 but not at size 8
+    assert crops_results.compared_positions(ranked, 8)[-1] == (20, 0)  # runs past 28 at size 9 but not at size 8
 
 
 def test_confirmation_runs_are_read_from_their_folders(tmp_path):
@@ -231,7 +229,7 @@ def test_confirmation_runs_are_read_from_their_folders(tmp_path):
         d.mkdir(parents=True)
         pd.DataFrame({"epoch": [1], "val_accuracy": [0.5]}).to_csv(d / "history.csv", index=False)
         paths.append(d / "history.csv")
-    runs = crops.confirm_runs(paths)
+    runs = crops_results.confirm_runs(paths)
     assert [(r["mask"], r["size"], r["i"], r["j"], r["seed"]) for r in runs] == [
         ("window", 9, 0, 14, 1), ("as_published", 9, 18, 1, 3)]
     assert runs[0]["history"]["val_accuracy"].tolist() == [0.5]

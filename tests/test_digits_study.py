@@ -17,6 +17,7 @@ import pytest
 
 from anatomy import verdicts as v
 from anatomy.studies import digits as d
+from anatomy.studies import kaggle
 from conftest import ROOT, Workflow, assert_figure, tiny_config
 
 HAVE_TF = importlib.util.find_spec("tensorflow") is not None
@@ -37,10 +38,10 @@ def _good(n=5) -> str:
 
 def test_a_written_submission_passes_the_validator(tmp_path):
     probs = np.eye(10)[[3, 1, 4, 1, 5]]
-    df = d.write_submission(tmp_path / "s.csv", probs)
+    df = kaggle.write_submission(tmp_path / "s.csv", probs)
     assert df["ImageId"].tolist() == [1, 2, 3, 4, 5] and df["Label"].tolist() == [3, 1, 4, 1, 5]
     assert (tmp_path / "s.csv").read_text().splitlines()[:2] == ["ImageId,Label", "1,3"]
-    assert d.validate_submission(tmp_path / "s.csv", 5) == 5
+    assert kaggle.validate_submission(tmp_path / "s.csv", 5) == 5
 
 
 @pytest.mark.parametrize("text, where", [
@@ -63,16 +64,16 @@ def test_a_written_submission_passes_the_validator(tmp_path):
 ])
 def test_validator_rejects_each_malformed_case_naming_file_line_and_column(tmp_path, text, where):
     path = _write(tmp_path / "bad.csv", text)
-    with pytest.raises(d.SubmissionError) as e:
-        d.validate_submission(path, 5)
+    with pytest.raises(kaggle.SubmissionError) as e:
+        kaggle.validate_submission(path, 5)
     assert str(path) in str(e.value) and where in str(e.value), str(e.value)
     assert isinstance(e.value, ValueError)
 
 
 def test_validator_accepts_a_missing_final_newline_and_counts_test_rows(tmp_path):
-    assert d.validate_submission(_write(tmp_path / "s.csv", _good().rstrip("\n")), 5) == 5
+    assert kaggle.validate_submission(_write(tmp_path / "s.csv", _good().rstrip("\n")), 5) == 5
     test = _write(tmp_path / "test.csv", "pixel0,pixel1\n0,0\n1,1\n2,2\n")
-    assert d.count_rows(test) == 3
+    assert kaggle.count_rows(test) == 3
 
 
 # ---------------------------------------------------------------------- folds
@@ -190,9 +191,9 @@ def test_ensemble_averages_probabilities_and_leaderboard_scores_or_says_unknown(
     a, b = np.array([[0.6, 0.4], [0.2, 0.8]]), np.array([[0.2, 0.8], [0.4, 0.6]])
     np.testing.assert_allclose(d.ensemble([a, b]), [[0.4, 0.6], [0.3, 0.7]])
     entries = [{"entry": "x", "kind": "submission", "members": 2, "labels": np.array([1, 1, 0])}]
-    board = d.leaderboard(entries, np.array([1, 0, 0]))
+    board = kaggle.leaderboard(entries, np.array([1, 0, 0]))
     assert board["test_accuracy"].iloc[0] == pytest.approx(2 / 3) and board["test_errors"].iloc[0] == 1
-    unknown = d.leaderboard(entries, None)
+    unknown = kaggle.leaderboard(entries, None)
     assert np.isnan(unknown["test_accuracy"].iloc[0]) and "unknown" in unknown["note"].iloc[0]
 
 
@@ -208,14 +209,14 @@ def test_ladder_reports_each_rungs_gain_and_spread():
 
 # ------------------------------------------------------------------ bootstrap
 def test_public_subsets_are_seeded_quarter_size_and_without_replacement():
-    s = d.public_subsets(1000, subsets=20, fraction=0.25, seed=3)
+    s = kaggle.public_subsets(1000, subsets=20, fraction=0.25, seed=3)
     assert s.shape == (20, 250)
     assert all(len(set(row)) == 250 for row in s) and s.max() < 1000 and s.min() >= 0
-    np.testing.assert_array_equal(s, d.public_subsets(1000, subsets=20, fraction=0.25, seed=3))
-    assert not np.array_equal(s, d.public_subsets(1000, subsets=20, fraction=0.25, seed=4))
+    np.testing.assert_array_equal(s, kaggle.public_subsets(1000, subsets=20, fraction=0.25, seed=3))
+    assert not np.array_equal(s, kaggle.public_subsets(1000, subsets=20, fraction=0.25, seed=4))
     assert len({tuple(sorted(r)) for r in s}) == 20  # different subsets
     with pytest.raises(ValueError, match="empty subset"):
-        d.public_subsets(3, subsets=2, fraction=0.1, seed=0)
+        kaggle.public_subsets(3, subsets=2, fraction=0.1, seed=0)
 
 
 def test_bootstrap_spread_and_difference_on_the_same_subsets():
@@ -223,16 +224,16 @@ def test_bootstrap_spread_and_difference_on_the_same_subsets():
     y = rng.integers(0, 10, 2000)
     good = np.where(rng.random(2000) < 0.97, y, (y + 1) % 10)
     bad = np.where(rng.random(2000) < 0.90, y, (y + 1) % 10)
-    summary, scores = d.bootstrap_public({"simple": bad, "ensemble": good}, y, subsets=200, fraction=0.25, seed=0)
+    summary, scores = kaggle.bootstrap_public({"simple": bad, "ensemble": good}, y, subsets=200, fraction=0.25, seed=0)
     s = summary.set_index("submission")
     assert s.loc["ensemble", "full_test_accuracy"] == pytest.approx((good == y).mean())
     assert s.loc["ensemble", "subset_size"] == 500 and s.loc["ensemble", "subsets"] == 200
     assert 0.003 < s.loc["ensemble", "public_sd"] < 0.015  # ~ sqrt(0.97 * 0.03 / 500) with fpc
     assert s.loc["ensemble - simple", "public_mean"] > 0
     assert len(scores) == 400
-    again, _ = d.bootstrap_public({"simple": bad, "ensemble": good}, y, subsets=200, fraction=0.25, seed=0)
+    again, _ = kaggle.bootstrap_public({"simple": bad, "ensemble": good}, y, subsets=200, fraction=0.25, seed=0)
     pd.testing.assert_frame_equal(summary, again)
-    unknown, none = d.bootstrap_public({"simple": bad}, None, subsets=10, fraction=0.25, seed=0)
+    unknown, none = kaggle.bootstrap_public({"simple": bad}, None, subsets=10, fraction=0.25, seed=0)
     assert "unknown" in unknown["note"].iloc[0] and len(none) == 0
 
 
@@ -373,7 +374,7 @@ def _simulated(acc_simple, acc_ensemble, *, nested=False, n=4800, seed=0, subset
     wrong = lambda acc: np.where((hardness if nested else rng.random(n)) < acc, y,  # noqa: E731
                                  (y + 1 + rng.integers(0, 9, n)) % 10)
     preds = {"simple": wrong(acc_simple), "ensemble": wrong(acc_ensemble)}
-    summary, _ = d.bootstrap_public(preds, y, subsets=subsets, fraction=0.25, seed=seed)
+    summary, _ = kaggle.bootstrap_public(preds, y, subsets=subsets, fraction=0.25, seed=seed)
     return summary
 
 

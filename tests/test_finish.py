@@ -13,6 +13,7 @@ import json
 import pytest
 
 import anatomy.io
+from anatomy.training.setup import RunSettings
 
 
 class Killed(BaseException):
@@ -34,8 +35,9 @@ def _crops(r, files, cfg):
 
     m = _metrics(r / "crops" / "baseline" / f"seed{cfg['crops']['baseline']['seeds'][0]}" / "metrics.json")
     return lambda: train_crops_run(mnist_h5=r / "data" / "mnist.h5", init_weights=r / "crops" / "init" /
-                                   f"seed{m['seed']}.weights.h5", files=files, params=m["params"], threads=2,
-                                   seed=m["seed"], deterministic=True, data_seed=cfg["seed"])
+                                   f"seed{m['seed']}.weights.h5", files=files, params=m["params"],
+                                   run_settings=RunSettings(threads=2, seed=m["seed"], deterministic=True),
+                                   data_seed=cfg["seed"])
 
 
 def _iic(r, files, cfg):
@@ -44,7 +46,7 @@ def _iic(r, files, cfg):
     m = _metrics(next((r / "iic").glob("*/a1_o1/seed*/metrics.json")))
     return lambda: train_iic_run(mnist_h5=r / "data" / "mnist.h5", files=files, params=m["params"],
                                  transform_set=m["transform_set"], alpha=m["alpha"], alpha_over=m["alpha_over"],
-                                 threads=2, seed=m["seed"], deterministic=True)
+                                 run_settings=RunSettings(threads=2, seed=m["seed"], deterministic=True))
 
 
 def _digits(r, files, cfg):
@@ -55,8 +57,9 @@ def _digits(r, files, cfg):
     init = r.parent / m["init"]["file"]  # relative to the workflow's folder (an absolute path stays as it is)
     return lambda: train_digits_model(arrays=d / "arrays.npz", folds=d / "folds.csv", init_weights=init,
                                       test_labels=r / "data" / "digits" / "test_labels.csv", files=files,
-                                      params=m["params"], part=m["part"], seed=m["seed"], threads=2,
-                                      deterministic=True, init_seed=m["init"]["seed"])
+                                      params=m["params"], part=m["part"],
+                                      run_settings=RunSettings(threads=2, seed=m["seed"], deterministic=True),
+                                      init_seed=m["init"]["seed"])
 
 
 def _coreset(r, files, cfg):
@@ -67,7 +70,7 @@ def _coreset(r, files, cfg):
                                "test.h5", init_weights=r / "coreset" / "init" / f"seed{cfg['seed']}.weights.h5",
                                files={**files, "selected": files["model"].parent / "selected.csv"},
                                params=m["params"], kind="full", size=None, subset_seed=None,
-                               threads=2, seed=m["seed"], deterministic=True)
+                               run_settings=RunSettings(threads=2, seed=m["seed"], deterministic=True))
 
 
 @pytest.mark.workflow

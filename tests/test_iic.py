@@ -164,9 +164,9 @@ def _train_alpha10(warmup_steps: int, steps: int, seed: int = 0):
 
     Returns the 10-way head's outputs on 500 test images.
     """
-    from anatomy.training.setup import configure_tensorflow
+    from anatomy.training.setup import RunSettings, configure_tensorflow
 
-    configure_tensorflow(threads=2, seed=seed, deterministic=False)
+    configure_tensorflow(RunSettings(threads=2, seed=seed))
     import keras
     import tensorflow as tf
 

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from anatomy.training.setup import PRECISIONS, configure_tensorflow
+from anatomy.training.setup import PRECISIONS, RunSettings, configure_tensorflow
 from conftest import Workflow, tiny_config
 
 
@@ -54,7 +54,7 @@ BUILDERS = {"mnist_cnn": _mnist_cnn, "cnn_medium": _cnn_medium, "vgg_noisy_bn": 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_models_compute_in_the_policy_and_answer_in_float32(name, precision, reset_policy):
-    info = configure_tensorflow(threads=1, seed=0, precision=precision)
+    info = configure_tensorflow(RunSettings(threads=1, seed=0, precision=precision))
     assert info["precision"] == precision
     model, x, y = BUILDERS[name]()
     compute = precision.removeprefix("mixed_")
@@ -74,7 +74,7 @@ def test_models_compute_in_the_policy_and_answer_in_float32(name, precision, res
 def test_iic_custom_train_step_scales_the_loss_and_trains(precision, reset_policy):
     from anatomy.models.iic_net import IICTrainer, iic_net
 
-    configure_tensorflow(threads=1, seed=0, precision=precision)
+    configure_tensorflow(RunSettings(threads=1, seed=0, precision=precision))
     net = iic_net(widths=(8, 16))
     assert [o.dtype for o in net.outputs] == ["float32", "float32"]
     trainer = IICTrainer(net, alpha=1.0, alpha_over=1.0)
@@ -88,10 +88,10 @@ def test_iic_custom_train_step_scales_the_loss_and_trains(precision, reset_polic
 
 def test_float32_is_the_default_and_unknown_policies_are_refused(reset_policy):
     assert PRECISIONS[0] == "float32"
-    assert configure_tensorflow(threads=1, seed=0)["precision"] == "float32"
+    assert configure_tensorflow(RunSettings(threads=1, seed=0))["precision"] == "float32"
     assert keras.mixed_precision.global_policy().name == "float32"
     with pytest.raises(ValueError, match="precision: 'float16' is not one of"):
-        configure_tensorflow(threads=1, seed=0, precision="float16")
+        RunSettings(threads=1, seed=0, precision="float16")
 
 
 @pytest.mark.workflow

@@ -10,7 +10,7 @@ import pytest
 
 from anatomy import summary
 from anatomy import verdicts as v
-from anatomy.studies import cifar, crops, iic
+from anatomy.studies import cifar_results, crops_results, iic
 
 from conftest import ROOT
 
@@ -41,7 +41,7 @@ def _by_key(items, scale="laptop"):
 
 
 def test_cifar_claims_pair_by_seed_and_count_trained_models():
-    rows = _by_key(cifar.claims_evidence(_cifar_summary(), base_lr=0.05))
+    rows = _by_key(cifar_results.claims_evidence(_cifar_summary(), base_lr=0.05))
     assert rows["augmentation"]["n"] == 3 and rows["augmentation"]["verdict"] == v.REPRODUCED
     assert rows["labels_p0.1"]["verdict"] == v.REPRODUCED and "seed pairs" in rows["labels_p0.1"]["statistic"]
     assert rows["bn_trains_faster_lr0.05"]["verdict"] == v.EFFECT_SHOWN
@@ -54,17 +54,18 @@ def test_cifar_claims_pair_by_seed_and_count_trained_models():
 
 
 def test_cifar_one_run_per_setting_settles_no_difference():
-    rows = _by_key(cifar.claims_evidence(_cifar_summary(seeds=(0,)).drop(columns="seed"), base_lr=0.05))
+    rows = _by_key(cifar_results.claims_evidence(_cifar_summary(seeds=(0,)).drop(columns="seed"), base_lr=0.05))
     for key in ("augmentation", "labels_p0.1", "bn_trains_faster_lr0.05", "noisy_bn_test", "noise_slows_training",
                 "fixed_permutation"):
         assert rows[key]["verdict"] == v.ONE_RUN and rows[key]["n"] == 1, key
-    fitted = _by_key(cifar.claims_evidence(_cifar_summary(seeds=(0,), train_random=0.99), base_lr=0.05))
+    fitted = _by_key(cifar_results.claims_evidence(_cifar_summary(seeds=(0,), train_random=0.99), base_lr=0.05))
     assert fitted["random_labels_fitted"]["verdict"] == v.FITTED  # a threshold, not a difference
 
 
 def test_graded_convergence_does_not_call_random_labels_at_0_218_converged():
-    assert cifar.fit_fraction(0.218) == pytest.approx(0.131, abs=1e-3) and cifar.fit_fraction(0.218) < cifar.CONVERGED
-    assert cifar.fit_fraction(0.1) == pytest.approx(0) and cifar.fit_fraction(1.0) == pytest.approx(1)
+    fit_fraction = cifar_results.fit_fraction
+    assert fit_fraction(0.218) == pytest.approx(0.131, abs=1e-3) and fit_fraction(0.218) < cifar_results.CONVERGED
+    assert fit_fraction(0.1) == pytest.approx(0) and fit_fraction(1.0) == pytest.approx(1)
 
 
 def _confirm(diffs: dict, val: dict):
@@ -85,7 +86,7 @@ def test_crops_judges_each_masks_held_out_best_window_with_bonferroni():
                         ("window", 9, 14): [-0.15, -0.152, -0.149], ("window", 0, 14): [-0.31, -0.31, -0.312]},
                        {("as_published", 0, 14): 0.988, ("as_published", 18, 1): 0.98, ("window", 9, 14): 0.84,
                         ("window", 0, 14): 0.7})
-    rows = _by_key(crops.claims_evidence(baseline, confirm))
+    rows = _by_key(crops_results.claims_evidence(baseline, confirm))
     mask = rows["published_mask_beats"]
     assert mask["ours"].endswith("at (0, 14)")  # chosen held out, never on test
     assert mask["verdict"] == v.NOT_SETTLED and "minimum detectable effect" in mask["statistic"]

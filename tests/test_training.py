@@ -20,8 +20,8 @@ TRAIN_SCRIPT = textwrap.dedent("""
     import sys, time, json
     from pathlib import Path
     sys.path.insert(0, {scripts!r})
-    from anatomy.training.setup import configure_tensorflow
-    configure_tensorflow(threads=1, seed=3, deterministic=True)
+    from anatomy.training.setup import RunSettings, configure_tensorflow
+    configure_tensorflow(RunSettings(threads=1, seed=3, deterministic=True))
     import keras, numpy as np
     from anatomy.training.contract import fit_with_contract
     from anatomy.training.pipeline import ArrayData
@@ -147,9 +147,9 @@ def test_published_stopping_rule_needs_both_conditions():
 def test_a_backup_made_with_another_configuration_is_not_resumed(tmp_path, capsys):
     # Killed, then the config changes (Snakemake reruns the job since its params changed):
     # the old backup must not be resumed under the new settings. (Resuming is tested above.)
-    from anatomy.training.setup import configure_tensorflow
+    from anatomy.training.setup import RunSettings, configure_tensorflow
 
-    configure_tensorflow(threads=1, seed=0, deterministic=False)
+    configure_tensorflow(RunSettings(threads=1, seed=0))
     import keras
     import numpy as np
 
@@ -187,9 +187,9 @@ def test_tensorboard_logs_are_written_when_asked_and_their_folder_mirrors_the_ba
     with pytest.raises(ValueError, match="not under a .resume folder"):
         tensorboard_dir("results/iic/seed0")
 
-    from anatomy.training.setup import configure_tensorflow
+    from anatomy.training.setup import RunSettings, configure_tensorflow
 
-    configure_tensorflow(threads=1, seed=0, deterministic=False)
+    configure_tensorflow(RunSettings(threads=1, seed=0))
     import keras
     import numpy as np
 

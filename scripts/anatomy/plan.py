@@ -187,11 +187,12 @@ def measure_rates(config: dict, *, scale: float = 0.25) -> dict:
     """Images per second of each model's training step at the config's size and batch, on this machine."""
     import os
 
-    from anatomy.bench import bench_pipeline, build_data
-    from anatomy.training.setup import configure_tensorflow
+    from anatomy.bench.common import build_data
+    from anatomy.bench.pipeline import bench_pipeline
+    from anatomy.training.setup import RunSettings, configure_tensorflow
 
     try:
-        configure_tensorflow(threads=config.get("threads") or os.cpu_count() or 1, seed=0)
+        configure_tensorflow(RunSettings(threads=config.get("threads") or os.cpu_count() or 1, seed=0))
     except RuntimeError:
         pass
     with tempfile.TemporaryDirectory(prefix="plan-data-") as d, warnings.catch_warnings():

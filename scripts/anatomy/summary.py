@@ -1,6 +1,6 @@
 """results/summary.{csv,md}: every published claim, typed, beside our numbers and the verdict on it.
 
-The claims live in their studies' modules (``CLAIMS`` built by each
+The claims live in their studies' modules (:data:`STUDIES`: ``claims()`` and
 ``claims_evidence``); every "ours" comes from the run's own tables; every
 verdict word comes from :func:`anatomy.verdicts.judge`. ``summary.md`` opens
 with one line per claim, then a details block per claim; ``summary.csv``
@@ -41,7 +41,9 @@ def judged_table(items, *, data: str, scale: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-STUDIES = ("crops", "cifar", "iic", "coreset", "digits")
+# Each study and the module under anatomy.studies that holds its claims (with its tables).
+STUDIES = {"crops": "crops_results", "cifar": "cifar_results", "iic": "iic", "coreset": "coreset_results",
+           "digits": "digits"}
 
 
 def claims_table() -> str:
@@ -51,8 +53,8 @@ def claims_table() -> str:
     from anatomy.verdicts import RULES
 
     lines = ["| study | claim | type | published | rule | why this type |", "|---|---|---|---|---|---|"]
-    for study in STUDIES:
-        for c in importlib.import_module(f"anatomy.studies.{study}").claims().values():
+    for study, module in STUDIES.items():
+        for c in importlib.import_module(f"anatomy.studies.{module}").claims().values():
             rule = RULES[c.type] + (f"; margin {c.margin:g}" if c.margin else "")
             lines.append(f"| {study} | {_cell(c.text)} | {c.type} | {_cell(c.published_text)} | {_cell(rule)} | "
                          f"{_cell(c.why)} |")

@@ -3,7 +3,7 @@ from anatomy.logs import log_step
 
 with log_step(snakemake):
     from anatomy.plots.cifar import aggregate_figures
-    from anatomy.studies.cifar import collect, label_table
+    from anatomy.studies.cifar_results import collect, label_table
 
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     hist, summary = collect(inp.histories, inp.metrics)

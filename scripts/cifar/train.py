@@ -5,6 +5,7 @@ with log_step(snakemake):
     import numpy as np
 
     from anatomy.studies.cifar import train_cifar_run
+    from anatomy.training.setup import RunSettings
 
     variant = None
     if "variant" in snakemake.input.keys():
@@ -15,6 +16,6 @@ with log_step(snakemake):
         manifest=snakemake.input.manifest[0],
         files=contract_files(snakemake, ("model", "history", "metrics")),
         spec=snakemake.params.spec, model_cfg=snakemake.params.model, train_cfg=snakemake.params.train,
-        init_weights=snakemake.input.init, variant=variant, threads=snakemake.threads, seed=snakemake.params.seed,
-        deterministic=snakemake.params.deterministic, precision=snakemake.params.precision,
+        init_weights=snakemake.input.init, variant=variant,
+        run_settings=RunSettings.from_rule(snakemake, seed=snakemake.params.seed),
     )

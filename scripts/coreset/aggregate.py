@@ -4,7 +4,7 @@ from anatomy.logs import log_step
 with log_step(snakemake):
     from anatomy.io import read_dataset_h5
     from anatomy.plots.coreset import aggregate_figures
-    from anatomy.studies.coreset import aggregate
+    from anatomy.studies.coreset_results import aggregate
 
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     agg = aggregate(metrics=inp.metrics, predictions=inp.predictions, histories=inp.histories,

@@ -4,12 +4,12 @@ from anatomy.logs import contract_files, log_step
 
 with log_step(snakemake):
     from anatomy.studies import coreset
+    from anatomy.training.setup import RunSettings
 
     inp, p = snakemake.input, snakemake.params
     files = contract_files(snakemake, keys=("model", "history", "metrics", "predictions", "selected"))
     common = dict(train_h5=inp.train, test_h5=inp.test, init_weights=inp.init, params=p.train, files=files,
-                  threads=snakemake.threads, seed=int(p.seed), deterministic=p.deterministic,
-                  precision=p.precision)
+                  run_settings=RunSettings.from_rule(snakemake, seed=p.seed))
     if "control" not in p.spec:
         coreset.run_selection(shuffle_seed=p.spec["shuffle_seed"], **common)
     else:

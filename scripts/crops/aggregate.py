@@ -3,7 +3,7 @@ from anatomy.logs import log_step
 
 with log_step(snakemake):
     from anatomy.plots.crops import aggregate_figures
-    from anatomy.studies.crops import aggregate
+    from anatomy.studies.crops_results import aggregate
 
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     agg = aggregate(mnist_h5=inp.mnist, baseline_histories=inp.baseline, seeds=p.seeds,

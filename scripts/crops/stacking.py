@@ -3,7 +3,7 @@ from anatomy.logs import log_step
 
 with log_step(snakemake):
     from anatomy.plots.crops import stacking_bars
-    from anatomy.studies.crops import stacking_from_files
+    from anatomy.studies.crops_results import stacking_from_files
 
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     table = stacking_from_files(inp.windows, inp.histories, inp.baseline, k=p.k, seed=p.seed)

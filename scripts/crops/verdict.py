@@ -4,7 +4,7 @@ from anatomy.logs import log_step
 with log_step(snakemake):
     import pandas as pd
 
-    from anatomy.studies.crops import verdict_tables
+    from anatomy.studies.crops_results import verdict_tables
 
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     confirm, tests, v = verdict_tables(like_baseline_histories=inp.like_baseline, seeds=p.seeds,

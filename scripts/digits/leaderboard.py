@@ -3,13 +3,14 @@ from anatomy.logs import log_step
 
 with log_step(snakemake):
     from anatomy.studies import digits as d
+    from anatomy.studies import kaggle
 
     inp = snakemake.input
     y = d.read_test_labels(inp.test_labels)
     folds = d.read_folds(inp.folds)
     n_folds = len(inp.folds_pred)
     entries = [{"entry": f"submission_{n}", "kind": "submission",
-                "members": 1 if n == "simple" else n_folds, "labels": d.read_submission_labels(p)}
+                "members": 1 if n == "simple" else n_folds, "labels": kaggle.read_submission_labels(p)}
                for n, p in zip(snakemake.params.names, inp.submissions)]
     step1 = d.read_predictions(inp.step1)
     entries.append({"entry": "step1 model", "kind": "single model", "members": 1, "labels": step1["test"].argmax(1)})
@@ -17,6 +18,6 @@ with log_step(snakemake):
         pred = d.read_predictions(p)
         entries.append({"entry": f"fold {k} model", "kind": "single model", "members": 1,
                         "labels": pred["test"].argmax(1), **d.fold_validation(pred, folds, k)})
-    table = d.leaderboard(entries, y)
+    table = kaggle.leaderboard(entries, y)
     table.to_csv(snakemake.output[0], index=False, float_format="%.5f")
     print(table.to_string())

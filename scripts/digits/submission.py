@@ -2,7 +2,8 @@
 from anatomy.logs import log_step
 
 with log_step(snakemake):
-    from anatomy.studies.digits import ensemble, read_predictions, write_submission
+    from anatomy.studies.digits import ensemble, read_predictions
+    from anatomy.studies.kaggle import write_submission
 
     probs = ensemble([read_predictions(p)[snakemake.params.key] for p in snakemake.input])
     df = write_submission(snakemake.output[0], probs)

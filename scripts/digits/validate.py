@@ -3,7 +3,7 @@ from anatomy.logs import log_step
 
 with log_step(snakemake):
     from anatomy.io import atomic_path
-    from anatomy.studies.digits import count_rows, validate_submission
+    from anatomy.studies.kaggle import count_rows, validate_submission
 
     n = validate_submission(snakemake.input.submission, count_rows(snakemake.input.test))
     with atomic_path(snakemake.output[0]) as tmp:

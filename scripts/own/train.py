@@ -3,10 +3,10 @@ from anatomy.logs import contract_files, log_step
 
 with log_step(snakemake):
     from anatomy.studies.anatomy import train_anatomy_run
+    from anatomy.training.setup import RunSettings
 
     wc, p = snakemake.wildcards, snakemake.params
     train_anatomy_run(
         h5=snakemake.input.h5, files=contract_files(snakemake, keys=p.contract_keys), part=p.get("part", wc.get("part")),
-        run=wc.run, settings=p.settings, seed=int(wc.seed), threads=snakemake.threads,
-        deterministic=p.deterministic, precision=p.precision,
+        run=wc.run, settings=p.settings, run_settings=RunSettings.from_rule(snakemake, seed=wc.seed),
     )

@@ -57,7 +57,7 @@ def one_panel(histories: dict, column: str, ylabel: str, out_png, *, title: str,
 def aggregate_figures(hist: dict, summary, out, *, base_lr: float, seed: int, provenance: str) -> None:
     """Every figure of rule cifar_aggregate from the runs of one seed: ``hist`` keyed by (run, seed) and
     ``summary.csv`` (every seed); the subtitle names the seed shown."""
-    from anatomy.studies.cifar import figure_groups, noisy_bn_points, one_seed
+    from anatomy.studies.cifar_results import figure_groups, noisy_bn_points, one_seed
 
     n = summary["seed"].nunique()
     hist, summary = one_seed(hist, summary, seed)

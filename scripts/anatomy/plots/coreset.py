@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from anatomy.plots.style import plt, save, titled
-from anatomy.studies.coreset import recheck_shown, run_label, runs_shown
+from anatomy.studies.coreset_results import recheck_shown, run_label, runs_shown
 
 
 def _show_pair(ax_img, ax_mask, x, y, title=None):
@@ -131,7 +131,7 @@ def recheck(scores: dict, pass_score: float, out_png, *, provenance: str) -> Non
 
 
 def aggregate_figures(agg: dict, x, y, x_test, y_test, out, *, pass_score: float, seed: int, provenance: str) -> None:
-    """Every figure of rule coreset_aggregate, from :func:`anatomy.studies.coreset.aggregate`'s result."""
+    """Every figure of rule coreset_aggregate, from :func:`anatomy.studies.coreset_results.aggregate`'s result."""
     runs, arrays, recheck_scores, prov = agg["runs"], agg["arrays"], agg["recheck_scores"], provenance
     rng = np.random.default_rng(seed)
     pairs(x, y, np.sort(rng.choice(len(x), min(10, len(x)), replace=False)), out["pairs"], provenance=prov)

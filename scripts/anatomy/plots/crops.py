@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from anatomy.plots.style import plt, save, titled
-from anatomy.studies.crops import apply_mask, compared_positions, importance_map, ink_kept, make_mask
+from anatomy.studies.crops import apply_mask, ink_kept, make_mask
+from anatomy.studies.crops_results import compared_positions, importance_map
 
 
 def _baseline_text(stats) -> str:
@@ -145,7 +146,7 @@ def stacking_bars(table, out_png, *, provenance: str) -> None:
 
 
 def aggregate_figures(agg: dict, out, *, size: int, provenance: str) -> None:
-    """Every figure of rule crops_aggregate, from :func:`anatomy.studies.crops.aggregate`'s result."""
+    """Every figure of rule crops_aggregate, from :func:`anatomy.studies.crops_results.aggregate`'s result."""
     windows, stats, x, y = agg["windows"], agg["stats"], agg["x_test"], agg["y_test"]
     heatmap(windows, "window", stats, out["heatmap_window"], provenance=provenance)
     heatmap(windows, "as_published", stats, out["heatmap_as_published"], provenance=provenance)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from anatomy.io import write_npz
 from anatomy.studies import cifar, crops, digits
+from anatomy.training.setup import RunSettings
 
 PARTS = ("memorisation", "windows", "examples")
 MODELS = ("small_cnn", "vgg")
@@ -215,8 +216,7 @@ def _dynamics_callback(x, y):
     return Dynamics()
 
 
-def train_anatomy_run(*, h5, files: dict, part: str, run: str, settings: dict, seed: int, threads: int,
-                      deterministic: bool, precision: str = "float32") -> dict:
+def train_anatomy_run(*, h5, files: dict, part: str, run: str, settings: dict, run_settings: RunSettings) -> dict:
     """Train one run of one part under the training contract; test accuracy recorded every epoch.
 
     ``settings`` is :func:`part_settings`. An examples fold also writes ``files["predictions"]``: for every
@@ -226,7 +226,8 @@ def train_anatomy_run(*, h5, files: dict, part: str, run: str, settings: dict, s
     """
     from anatomy.training.setup import configure_tensorflow
 
-    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic, precision=precision)
+    device = configure_tensorflow(run_settings)
+    seed = run_settings.seed
     from anatomy.io import read_dataset_h5, read_h5_attrs
     from anatomy.training.contract import EvaluateEachEpoch, fit_with_contract
     from anatomy.training.init_weights import weights_fingerprint

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from anatomy.studies import cifar, crops, digits
+from anatomy.studies import cifar_results, crops, crops_results, digits
 from anatomy.studies.anatomy import PARTS, WINDOW_RUN, choose_model
 
 MODEL_TEXT = {"small_cnn": "small CNN (conv 32, conv 64, max-pool, dense 128, dropout)",
@@ -31,8 +31,8 @@ def memorisation_table(histories: dict, metrics: dict, num_classes: int) -> pd.D
         last = h.iloc[-1]
         rows.append({"run": run, "seed": seed, "labels_changed": m.get("labels_changed", 0.0),
                      "final_train_accuracy": float(last["accuracy"]), "final_test_accuracy": float(last["test_accuracy"]),
-                     "fit_fraction": float(cifar.fit_fraction(last["accuracy"], chance)),
-                     "epochs_to_fit": cifar.epochs_to(h, "accuracy", FITTED), "epochs_run": int(len(h)),
+                     "fit_fraction": float(cifar_results.fit_fraction(last["accuracy"], chance)),
+                     "epochs_to_fit": cifar_results.epochs_to(h, "accuracy", FITTED), "epochs_run": int(len(h)),
                      "chance": chance, "diverged": bool(m.get("diverged"))})
     return pd.DataFrame(rows)
 
@@ -58,7 +58,7 @@ def windows_table(runs: dict, x_test) -> pd.DataFrame:
         rows.append({"kind": "window" if m else "full", "seed": seed, "size": size, "i": i, "j": j,
                      "test_accuracy": float(h["test_accuracy"].iloc[-1]), "ink_kept": ink})
     df = pd.DataFrame(rows).astype({"size": "Int64", "i": "Int64", "j": "Int64"})
-    full = crops.baseline_stats(df[df["kind"] == "full"])
+    full = crops_results.baseline_stats(df[df["kind"] == "full"])
     df["margin_over_full_mean"] = df["test_accuracy"] - full["mean"]
     return df.sort_values(["kind", "seed", "i", "j"], ascending=[True, True, True, True]).reset_index(drop=True)
 

@@ -34,21 +34,24 @@ run, shown beside them and never counted as n.
 
 Top-down: data splits -> augmentation and the learning-rate schedule (TF,
 imported lazily) -> one model's training -> pure numpy/pandas aggregation
-(submissions, validator, ensemble, leaderboard, hardest, ladder, bootstrap).
-Only the training function imports TensorFlow.
+(ensemble, fold validation, out-of-fold hardest examples, ladder) -> the
+published claims. The Kaggle side (submission files and their validator, the
+local leaderboard, the public-leaderboard bootstrap) is
+:mod:`anatomy.studies.kaggle`. Only the training function imports TensorFlow.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from anatomy.io import atomic_path, write_npz
+from anatomy.studies.kaggle import public_se
 from anatomy.training.init_weights import weights_fingerprint
+from anatomy.training.setup import RunSettings
 
 N_CLASSES = 10
 SIDE = 28
@@ -209,8 +212,7 @@ def file_fingerprint(path, *, model: str = "cnn_medium") -> str:
 
 # ------------------------------------------------------------ one model
 def train_digits_model(*, arrays, folds, init_weights, test_labels, files: dict, params: dict, part: str,
-                       seed: int, threads: int, deterministic: bool, precision: str = "float32",
-                       init_seed: int | None = None) -> dict:
+                       run_settings: RunSettings, init_seed: int | None = None) -> dict:
     """Train CNNMedium once under the training contract and write its predictions.
 
     ``part`` is 'step1' (the 80/20 split; step 1 and the ladder rows) or
@@ -219,14 +221,16 @@ def train_digits_model(*, arrays, folds, init_weights, test_labels, files: dict,
     made it; both go to ``metrics.json['init']`` with the weights' fingerprint.
     ``params``: ``batch_size``, ``learning_rate``, ``epochs``,
     ``lr_drops``, ``lr_factor``, ``augmentation`` (dict or None) and ``tta``
-    (copies, 0 = none). Validation each epoch is on this model's own held-out
+    (copies, 0 = none); ``run_settings`` the job's threads, seed, determinism and
+    precision. Validation each epoch is on this model's own held-out
     part. ``files['predictions']`` (npz): ``test`` probabilities (and
     ``test_tta``), and for every used training image (``images``, ``labels``)
     its probabilities, loss and whether this model trained on it (``seen``).
     """
     from anatomy.training.setup import configure_tensorflow
 
-    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic, precision=precision)
+    device = configure_tensorflow(run_settings)
+    seed = run_settings.seed
     import tensorflow as tf
 
     from anatomy.models.cnn_medium import cnn_medium, compile_cnn_medium
@@ -307,90 +311,6 @@ def read_predictions(path) -> dict:
 def ensemble(prob_list) -> np.ndarray:
     """The kernel's ensemble: the members' predicted probabilities averaged."""
     return np.mean(np.stack([np.asarray(p, np.float64) for p in prob_list]), axis=0)
-
-
-def submission_frame(probs) -> pd.DataFrame:
-    """Competition format: ImageId from 1, Label the argmax class."""
-    labels = np.asarray(probs).argmax(1)
-    return pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels.astype(np.int64)})
-
-
-def write_submission(path, probs) -> pd.DataFrame:
-    df = submission_frame(probs)
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
-    return df
-
-
-class SubmissionError(ValueError):
-    """A submission file Kaggle would refuse: the message names the file, the line and the column."""
-
-
-def count_rows(csv_path) -> int:
-    """Data rows of a CSV with a header (test.csv: one per test image)."""
-    with open(csv_path, "rb") as f:
-        return max(0, sum(1 for line in f if line.strip()) - 1)
-
-
-def validate_submission(path, n_test: int) -> int:
-    """Check a submission against the competition's format; return its row count.
-
-    Header exactly ``ImageId,Label``; ``n_test`` rows (one per row of
-    test.csv); ImageId 1..N in order; Label an integer 0-9. Any violation
-    raises :class:`SubmissionError` naming the file, line (1 = header) and column.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise SubmissionError(f"{path}: file not found")
-    lines = path.read_text().splitlines()
-    if not lines or lines[0].strip().lstrip("\ufeff") != "ImageId,Label":
-        got = lines[0] if lines else "<empty file>"
-        raise SubmissionError(f"{path}: line 1 (header) is {got!r}, expected 'ImageId,Label'")
-    rows = lines[1:]
-    while rows and not rows[-1].strip():  # a trailing newline is fine
-        rows.pop()
-    for n, line in enumerate(rows, start=2):
-        fields = line.split(",")
-        if not line.strip():
-            raise SubmissionError(f"{path}: line {n} is blank (column 'ImageId' is empty)")
-        if len(fields) != 2:
-            raise SubmissionError(f"{path}: line {n} has {len(fields)} fields, expected 2 (ImageId,Label)")
-        image_id, label = (s.strip() for s in fields)
-        if not (image_id.isascii() and image_id.isdigit()) or int(image_id) != n - 1:
-            raise SubmissionError(f"{path}: line {n}, column 'ImageId' is {image_id!r}, expected {n - 1} "
-                                  "(ImageId must run 1..N in order)")
-        if not (label.isascii() and label.isdigit() and len(label) == 1):
-            raise SubmissionError(f"{path}: line {n}, column 'Label' is {label!r}, expected an integer 0-9")
-    if len(rows) != n_test:
-        raise SubmissionError(f"{path}: {len(rows)} rows, expected {n_test} (one per row of test.csv); "
-                              f"line {len(rows) + 2 if len(rows) < n_test else n_test + 2}, column 'ImageId'"
-                              f" {'missing' if len(rows) < n_test else 'is one too many'}")
-    return len(rows)
-
-
-def read_submission_labels(path) -> np.ndarray:
-    return pd.read_csv(path)["Label"].to_numpy(np.int64)
-
-
-def leaderboard(entries: list[dict], y_test) -> pd.DataFrame:
-    """Score every submission and every single model on the local test labels.
-
-    ``entries``: dicts with ``entry``, ``kind`` ('submission' or 'single
-    model'), ``members`` and ``labels`` (predicted classes); any other key is
-    copied. Unknown labels (the competition's files): accuracy empty and a note.
-    """
-    rows = []
-    for e in entries:
-        row = {k: v for k, v in e.items() if k != "labels"}
-        pred = np.asarray(e["labels"])
-        row["n_test"] = len(pred)
-        if y_test is None:
-            row.update(test_accuracy=np.nan, test_errors=np.nan,
-                       note="unknown: the competition keeps its test labels (submit to Kaggle to score)")
-        else:
-            row.update(test_accuracy=float((pred == y_test).mean()), test_errors=int((pred != y_test).sum()), note="")
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def fold_validation(pred: dict, folds: pd.DataFrame, fold: int) -> dict:
@@ -490,62 +410,14 @@ def ladder(test_acc: dict, holdout_acc: dict, seeds) -> pd.DataFrame:
     return df
 
 
-def public_subsets(n: int, *, subsets: int, fraction: float, seed: int) -> np.ndarray:
-    """``subsets`` x m test indices, m = round(fraction x n), each row drawn without replacement
-    (Kaggle's public leaderboard is one fixed, unknown quarter of the test set)."""
-    m = int(round(fraction * n))
-    if not 0 < m <= n:
-        raise ValueError(f"digits.bootstrap.fraction={fraction} of {n} test images gives an empty subset")
-    rng = np.random.default_rng(seed)
-    return np.stack([rng.choice(n, m, replace=False) for _ in range(subsets)])
-
-
-def bootstrap_public(preds: dict, y_test, *, subsets: int, fraction: float, seed: int):
-    """Public-style scores of each submission on the same seeded quarter-size subsets.
-
-    Returns ``(summary, scores)``: per submission (and per difference to the
-    first one) the full-test accuracy, mean, sd and the 2.5 / 97.5 % points;
-    and the per-subset scores (long table) for the figure.
-    """
-    names = list(preds)
-    if y_test is None:
-        summary = pd.DataFrame({"submission": names, "note": "unknown: the competition keeps its test labels"})
-        return summary, pd.DataFrame(columns=["subset", "submission", "accuracy"])
-    idx = public_subsets(len(y_test), subsets=subsets, fraction=fraction, seed=seed)
-    correct = {k: (np.asarray(v) == y_test).astype(float) for k, v in preds.items()}
-    per = {k: c[idx].mean(1) for k, c in correct.items()}
-    rows = []
-
-    def stats(name, full, s):
-        return {"submission": name, "full_test_accuracy": full, "subsets": subsets, "subset_size": idx.shape[1],
-                "public_mean": s.mean(), "public_sd": s.std(ddof=1), "public_q025": np.quantile(s, 0.025),
-                "public_q975": np.quantile(s, 0.975), "note": ""}
-
-    for k in names:
-        rows.append(stats(k, correct[k].mean(), per[k]))
-    for k in names[1:]:
-        d = per[k] - per[names[0]]
-        r = stats(f"{k} - {names[0]}", correct[k].mean() - correct[names[0]].mean(), d)
-        r["note"] = f"difference on the same subsets; {(d <= 0).mean():.1%} of subsets do not rank {k} above {names[0]}"
-        rows.append(r)
-    scores = pd.DataFrame([{"subset": b, "submission": k, "accuracy": per[k][b]}
-                           for k in names for b in range(subsets)])
-    return pd.DataFrame(rows), scores
-
-
 # --------------------------------------------------------------- published claims (verdicts: anatomy.verdicts)
 
 SOURCE = "Kaggle kernel (Chainer CNNMedium), public leaderboard (about a quarter of the test set)"
-PUBLIC_IMAGES = 7_000  # a quarter of the 28,000 test images
 # One of our runs per rung on the laptop: the run-to-run sd of a small MNIST CNN, named for n = 1 (the crops
 # baseline's three seeds give 0.0012 at laptop scale; rounded up). A difference of two runs: x sqrt(2).
 SEED_SD = 0.002
 SEED_SD_SOURCE = "seed-to-seed sd of a small MNIST CNN's test accuracy, 0.0012 over the crops baseline's 3 seeds, "\
                  "rounded up to 0.002"
-
-
-def _public_se(p: float) -> float:
-    return float(np.sqrt(p * (1 - p) / PUBLIC_IMAGES))
 
 
 def claims():
@@ -554,14 +426,14 @@ def claims():
     s, e = PUBLISHED["simple"], PUBLISHED["ensemble"]
     return {c.key: c for c in (
         Claim("simple", "digits", "single model, 80/20 split, 20 epochs (submission_simple.csv) scores 0.964",
-              "point", s, SOURCE, published_se=_public_se(s), external_sd=SEED_SD, external_sd_source=SEED_SD_SOURCE,
+              "point", s, SOURCE, published_se=public_se(s), external_sd=SEED_SD, external_sd_source=SEED_SD_SOURCE,
               figure="ladder.png", why="one published score on a public quarter: a two-sided prediction interval"),
         Claim("ensemble", "digits", "5-fold ensemble with augmentation (submission_ensemble.csv) scores 0.997",
-              "point", e, SOURCE, published_se=_public_se(e), external_sd=SEED_SD, external_sd_source=SEED_SD_SOURCE,
+              "point", e, SOURCE, published_se=public_se(e), external_sd=SEED_SD, external_sd_source=SEED_SD_SOURCE,
               figure="ensemble_vs_single.png", why="one published score on a public quarter"),
         Claim("gain", "digits", "step 2 gains 3.3 points over step 1 (ensemble rung - step 1 rung, paired by seed)",
               "effect", PUBLISHED_GAIN, SOURCE, shown=f"+{PUBLISHED_GAIN:g}",
-              published_se=float(np.hypot(_public_se(s), _public_se(e))), external_sd=SEED_SD * math.sqrt(2),
+              published_se=float(np.hypot(public_se(s), public_se(e))), external_sd=SEED_SD * math.sqrt(2),
               external_sd_source="a difference of two runs: 0.002 x sqrt(2)", figure="ladder.png",
               why="a gain of a stated size"),
     )}

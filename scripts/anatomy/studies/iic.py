@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from anatomy.training.setup import RunSettings
+
 TRANSFORMS = ("rotate", "distort", "binarize", "noise")
 PAIRS = ("image_and_twin", "two_twins")
 
@@ -93,7 +95,7 @@ def purity(labels, clusters, n_clusters: int, n_labels: int = 10) -> float:
 
 
 def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: float, alpha_over: float,
-                  threads: int, seed: int, deterministic: bool, precision: str = "float32") -> dict:
+                  run_settings: RunSettings) -> dict:
     """Train one IIC model under the training contract; writes predictions.npz beside it.
 
     Per epoch, on the test set (a fixed seed for its twins): the IIC loss
@@ -103,7 +105,8 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
     """
     from anatomy.training.setup import configure_tensorflow
 
-    device = configure_tensorflow(threads=threads, seed=seed, deterministic=deterministic, precision=precision)
+    device = configure_tensorflow(run_settings)
+    seed = run_settings.seed
     import keras
     import tensorflow as tf
 

@@ -18,10 +18,10 @@ def write_initial_weights(model_name: str, path, *, seed: int, kwargs: dict | No
     import importlib
 
     from anatomy.io import atomic_path
-    from anatomy.training.setup import configure_tensorflow
+    from anatomy.training.setup import RunSettings, configure_tensorflow
 
     # GPU memory growth on, as in the trainings: this job may run beside them on a shared card
-    configure_tensorflow(threads=1, seed=seed)
+    configure_tensorflow(RunSettings(threads=1, seed=seed))
     module, fn = BUILDERS[model_name].split(":")
     model = getattr(importlib.import_module(module), fn)(**(kwargs or {}))
     with atomic_path(path) as tmp:

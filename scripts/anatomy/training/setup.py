@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from dataclasses import dataclass
 
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -30,17 +31,37 @@ def import_keras():
     return keras
 
 
-def configure_tensorflow(*, threads: int, seed: int, deterministic: bool = False, precision: str = "float32") -> dict:
-    """Configure TF before any op runs; return a description of the device and the precision.
+@dataclass(frozen=True)
+class RunSettings:
+    """How a training job sets TensorFlow up: ``threads``, the ``seed`` (of Keras, NumPy and Python, and of
+    the job's batch order), ``deterministic`` (op determinism) and ``precision``, the Keras dtype policy for
+    every layer built afterwards: ``float32`` (the default), ``mixed_float16`` (NVIDIA GPUs with tensor
+    cores) or ``mixed_bfloat16`` (TPUs, recent CPUs with AMX/AVX512-BF16)."""
 
-    ``precision`` is the Keras dtype policy for every layer built afterwards:
-    ``float32`` (the default), ``mixed_float16`` (NVIDIA GPUs with tensor cores) or
-    ``mixed_bfloat16`` (TPUs, recent CPUs with AMX/AVX512-BF16). The models keep
-    their output layers in float32, and Keras wraps the optimizer in loss scaling
-    for float16.
+    threads: int
+    seed: int
+    deterministic: bool = False
+    precision: str = "float32"
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+
+    @classmethod
+    def from_rule(cls, snakemake, *, seed: int) -> RunSettings:
+        """A training rule's settings: its ``threads`` and the ``deterministic`` and ``precision`` params every
+        training rule receives (``TRAIN_PARAMS`` in rules/common.smk); the seed is the rule's to say."""
+        p = snakemake.params
+        return cls(threads=snakemake.threads, seed=int(seed), deterministic=p.deterministic, precision=p.precision)
+
+
+def configure_tensorflow(settings: RunSettings) -> dict:
+    """Configure TF by ``settings`` before any op runs; return a description of the device and the precision.
+
+    The models keep their output layers in float32, and Keras wraps the
+    optimizer in loss scaling for float16.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    threads, seed, precision = settings.threads, settings.seed, settings.precision
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     keras = import_keras()
     import tensorflow as tf
@@ -55,7 +76,7 @@ def configure_tensorflow(*, threads: int, seed: int, deterministic: bool = False
         # TensorFlow already initialised in this process (a second call, or tests): its settings stay
         pass
     keras.utils.set_random_seed(seed)
-    if deterministic:
+    if settings.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(precision)
     return {**device_info(), "precision": precision}

@@ -1,0 +1,7 @@
+"""``python -m anatomy.bench``: see :mod:`anatomy.bench.cli`."""
+
+import sys
+
+from anatomy.bench.cli import main
+
+sys.exit(main())

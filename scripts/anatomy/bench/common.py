@@ -1,0 +1,69 @@
+"""What every benchmark family shares: the side-by-side timing, the table row, the data files, Snakemake runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[3]
+COLUMNS = ["row", "what", "ours", "theirs", "unit", "ratio", "goal", "met", "device", "notes"]
+
+
+def best_rate(fn: Callable[[], int], repeats: int) -> float:
+    """Items per second of ``fn`` (which returns how many items it did): the best of ``repeats`` calls."""
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        n = fn()
+        best = max(best, n / (time.perf_counter() - t0))
+    return best
+
+
+def side_by_side(ours: Callable[[], int], theirs: Callable[[], int], repeats: int = 2) -> tuple[float, float]:
+    """Rates of both sides, interleaved ours, theirs, ours, theirs ...; best of each."""
+    r_ours, r_theirs = 0.0, 0.0
+    for _ in range(repeats):
+        r_ours = max(r_ours, best_rate(ours, 1))
+        r_theirs = max(r_theirs, best_rate(theirs, 1))
+    return r_ours, r_theirs
+
+
+def row(name, what, ours, theirs, unit, *, goal=None, higher_is_better=True, ratio=None, device="CPU", notes=""):
+    if ratio is None:
+        ratio = (ours / theirs) if (theirs and np.isfinite(theirs) and np.isfinite(ours)) else float("nan")
+    met = ""
+    if goal is not None and np.isfinite(ratio):
+        met = "yes" if (ratio >= goal if higher_is_better else ratio <= goal) else "no"
+    return {"row": name, "what": what, "ours": ours, "theirs": theirs, "unit": unit, "ratio": ratio,
+            "goal": "" if goal is None else (f">= {goal:g}" if higher_is_better else f"<= {goal:g}"),
+            "met": met, "device": device, "notes": notes}
+
+
+def build_data(folder: Path) -> dict:
+    """The embedded samples as the workflow stores them: MNIST HDF5 and CIFAR-10 TFRecords."""
+    from anatomy.data.cifar10 import build_cifar10
+    from anatomy.data.mnist import build_mnist
+
+    res = ROOT / "resources"
+    build_mnist(folder / "mnist.h5", source="embedded", npz=res / "mnist_sample.npz")
+    build_cifar10(folder / "cifar10", source="embedded", shards=2, npz=res / "cifar10_sample.npz")
+    return {"mnist": folder / "mnist.h5", "cifar10": folder / "cifar10" / "manifest.json"}
+
+
+def run_snakemake(args: list, cwd: Path, timeout: float = 1800) -> tuple[float, str]:
+    # the folder's own Snakefile when it is a checkout: input paths such as resources/ then match its last run
+    snakefile = Path(cwd) / "Snakefile" if (Path(cwd) / "Snakefile").exists() else ROOT / "Snakefile"
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), *args]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"snakemake {' '.join(args)} failed in {cwd}:\n{p.stderr[-3000:]}")
+    return dt, p.stdout + p.stderr
