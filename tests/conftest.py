@@ -18,6 +18,7 @@ from anatomy.config import deep_merge as deep_update  # noqa: E402
 from anatomy.plan import parse_job_counts  # noqa: E402  (used by the tests)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups in the same hook
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (`-n 2 --dist loadgroup`, pyproject's addopts): the tests that share a session-
     or module-scoped fixture run on one worker, so each such fixture is built once. The tiny workflow

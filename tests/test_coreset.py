@@ -10,7 +10,7 @@ import pytest
 
 from anatomy.data import ellipses
 from anatomy import verdicts
-from anatomy.studies import coreset, coreset_results
+from anatomy.studies import coreset, coreset_controls as controls, coreset_results
 from anatomy.training.setup import RunSettings
 from conftest import assert_figure
 
@@ -178,13 +178,13 @@ def test_selection_resumes_from_its_state():
 
 
 def test_control_indices():
-    assert coreset.control_indices("full", 5).tolist() == [0, 1, 2, 3, 4]
-    a = coreset.control_indices("random", 100, size=10, seed=1)
+    assert controls.control_indices("full", 5).tolist() == [0, 1, 2, 3, 4]
+    a = controls.control_indices("random", 100, size=10, seed=1)
     assert len(set(a)) == 10 and (np.diff(a) > 0).all()
-    assert a.tolist() == coreset.control_indices("random", 100, size=10, seed=1).tolist()
-    assert a.tolist() != coreset.control_indices("random", 100, size=10, seed=2).tolist()
+    assert a.tolist() == controls.control_indices("random", 100, size=10, seed=1).tolist()
+    assert a.tolist() != controls.control_indices("random", 100, size=10, seed=2).tolist()
     with pytest.raises(ValueError, match="size=200"):
-        coreset.control_indices("random", 100, size=200, seed=1)
+        controls.control_indices("random", 100, size=200, seed=1)
 
 
 def _metrics(run, n, score, recheck=1.0, steps=9, budget_steps=None):
@@ -227,13 +227,13 @@ def test_runs_table_has_both_budgets_side_by_side():
 
 def test_control_names_round_trip():
     for kind, seed, steps in [("full", None, None), ("full", None, 10), ("random", 3, None), ("random", 12, 7)]:
-        name = coreset.control_run_name(kind, seed, steps)
-        c = coreset.parse_control(name)
+        name = controls.control_run_name(kind, seed, steps)
+        c = controls.parse_control(name)
         assert (c["kind"], c["subset_seed"]) == (kind, seed)
         assert c["budget"] == ("matched gradient steps" if steps else "stop at target")
-    assert coreset.control_run_name("random", 2, 50) == "random_seed2_matched_steps"
+    assert controls.control_run_name("random", 2, 50) == "random_seed2_matched_steps"
     with pytest.raises(ValueError, match="not a control run"):
-        coreset.parse_control("in_order")
+        controls.parse_control("in_order")
     assert coreset_results.runs_shown(["random_seed2", "full", "random_seed1_matched_steps", "in_order", "shuffled",
                                "full_matched_steps", "random_seed1"]) == \
         ["in_order", "shuffled", "random_seed1_matched_steps", "full_matched_steps"]
@@ -245,18 +245,18 @@ def test_control_names_round_trip():
 
 @pytest.mark.parametrize("budget, per_epoch, epochs, last", [(7, 2, 4, 1), (8, 2, 4, 2), (3, 5, 1, 3), (1, 1, 1, 1)])
 def test_matched_schedule_makes_exactly_the_budget(budget, per_epoch, epochs, last):
-    assert coreset.matched_schedule(budget, per_epoch) == (epochs, last)
+    assert controls.matched_schedule(budget, per_epoch) == (epochs, last)
     assert (epochs - 1) * per_epoch + last == budget and 1 <= last <= per_epoch
 
 
 def test_budget_is_read_from_the_selections_metrics(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps({"gradient_steps": 123}))
-    assert coreset.budget_steps(tmp_path / "m.json") == 123
+    assert controls.budget_steps(tmp_path / "m.json") == 123
     (tmp_path / "bad.json").write_text(json.dumps({"gradient_steps": None}))
     with pytest.raises(ValueError, match="gradient_steps"):
-        coreset.budget_steps(tmp_path / "bad.json")
+        controls.budget_steps(tmp_path / "bad.json")
     pd.DataFrame({"order": [0, 1, 2], "index": [5, 9, 2]}).to_csv(tmp_path / "s.csv", index=False)
-    assert coreset.selected_size(tmp_path / "s.csv") == 3
+    assert controls.selected_size(tmp_path / "s.csv") == 3
 
 
 # ---- the verdict: every path, decided on the budget-matched controls
@@ -380,7 +380,7 @@ def test_a_matched_control_makes_exactly_the_selections_gradient_steps(tmp_path)
         d = tmp_path / str(budget)
         files = {"model": d / "model.keras", "history": d / "history.csv", "metrics": d / "metrics.json",
                  "predictions": d / "predictions.npz", "selected": d / "selected.csv", "backup": d / "backup"}
-        out[budget] = coreset.run_control(train_h5=tmp_path / "train.h5", test_h5=tmp_path / "test.h5",
+        out[budget] = controls.run_control(train_h5=tmp_path / "train.h5", test_h5=tmp_path / "test.h5",
                                           init_weights=tmp_path / "init.weights.h5", files=files, params=params,
                                           kind="random", size=10, subset_seed=1,
                                           run_settings=RunSettings(threads=1, seed=0), budget_steps=budget)

@@ -63,7 +63,7 @@ def _digits(r, files, cfg):
 
 
 def _coreset(r, files, cfg):
-    from anatomy.studies.coreset import run_control
+    from anatomy.studies.coreset_controls import run_control
 
     m = _metrics(r / "coreset" / "control" / "full" / "metrics.json")
     return lambda: run_control(train_h5=r / "data" / "ellipses" / "train.h5", test_h5=r / "data" / "ellipses" /

@@ -43,7 +43,7 @@ def judged_table(items, *, data: str, scale: str) -> pd.DataFrame:
 
 # Each study and the module under anatomy.studies that holds its claims (with its tables).
 STUDIES = {"crops": "crops_results", "cifar": "cifar_results", "iic": "iic", "coreset": "coreset_results",
-           "digits": "digits"}
+           "digits": "digits_results"}
 
 
 def claims_table() -> str:

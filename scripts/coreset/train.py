@@ -3,7 +3,7 @@ control trained for the in-order selection's gradient steps), as its entry in th
 from anatomy.logs import contract_files, log_step
 
 with log_step(snakemake):
-    from anatomy.studies import coreset
+    from anatomy.studies import coreset, coreset_controls
     from anatomy.training.setup import RunSettings
 
     inp, p = snakemake.input, snakemake.params
@@ -13,7 +13,8 @@ with log_step(snakemake):
     if "control" not in p.spec:
         coreset.run_selection(shuffle_seed=p.spec["shuffle_seed"], **common)
     else:
-        control = coreset.parse_control(p.spec["control"])
-        coreset.run_control(kind=control["kind"], subset_seed=control["subset_seed"],
-                            size=None if control["kind"] == "full" else coreset.selected_size(inp.selected),
-                            budget_steps=coreset.budget_steps(inp.budget) if p.spec["matched"] else None, **common)
+        control = coreset_controls.parse_control(p.spec["control"])
+        coreset_controls.run_control(
+            kind=control["kind"], subset_seed=control["subset_seed"],
+            size=None if control["kind"] == "full" else coreset_controls.selected_size(inp.selected),
+            budget_steps=coreset_controls.budget_steps(inp.budget) if p.spec["matched"] else None, **common)

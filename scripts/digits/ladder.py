@@ -3,8 +3,9 @@ from anatomy.logs import log_step
 
 with log_step(snakemake):
     from anatomy.studies import digits as d
+    from anatomy.studies import digits_results
 
-    table = d.ladder_from_runs(snakemake.input, snakemake.params.seeds, snakemake.params.folds,
-                               d.read_test_labels(snakemake.input.test_labels))
+    table = digits_results.ladder_from_runs(snakemake.input, snakemake.params.seeds, snakemake.params.folds,
+                                            d.read_test_labels(snakemake.input.test_labels))
     table.to_csv(snakemake.output[0], index=False, float_format="%.5f")
     print(table.to_string())

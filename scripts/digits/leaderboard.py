@@ -3,7 +3,7 @@ from anatomy.logs import log_step
 
 with log_step(snakemake):
     from anatomy.studies import digits as d
-    from anatomy.studies import kaggle
+    from anatomy.studies import digits_results, kaggle
 
     inp = snakemake.input
     y = d.read_test_labels(inp.test_labels)
@@ -17,7 +17,7 @@ with log_step(snakemake):
     for k, p in enumerate(inp.folds_pred):
         pred = d.read_predictions(p)
         entries.append({"entry": f"fold {k} model", "kind": "single model", "members": 1,
-                        "labels": pred["test"].argmax(1), **d.fold_validation(pred, folds, k)})
+                        "labels": pred["test"].argmax(1), **digits_results.fold_validation(pred, folds, k)})
     table = kaggle.leaderboard(entries, y)
     table.to_csv(snakemake.output[0], index=False, float_format="%.5f")
     print(table.to_string())

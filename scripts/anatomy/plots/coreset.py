@@ -47,7 +47,7 @@ def score_vs_size(runs, histories: dict, out_png, *, provenance: str) -> None:
     Controls: filled markers for the budget the verdict uses (the in-order
     selection's gradient steps), hollow ones stopped at the target.
     """
-    from anatomy.studies.coreset import MATCHED_STEPS
+    from anatomy.studies.coreset_controls import MATCHED_STEPS
 
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for k, (run, h) in enumerate(histories.items()):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from anatomy.studies import cifar_results, crops, crops_results, digits
+from anatomy.studies import cifar_results, crops, crops_results, digits, digits_results
 from anatomy.studies.anatomy import PARTS, WINDOW_RUN, choose_model
 
 MODEL_TEXT = {"small_cnn": "small CNN (conv 32, conv 64, max-pool, dense 128, dropout)",
@@ -67,7 +67,7 @@ def out_of_fold(preds: list[dict]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray
     """Per training image, from the fold model that did not train on it (the digits study's check that each
     image is held out exactly once): the table, the probabilities (N x K) and the features of every fold model
     side by side (N x folds*D: one space for every image)."""
-    oof = digits.out_of_fold(preds)
+    oof = digits_results.out_of_fold(preds)
     rows = np.arange(len(oof))
     probs = np.stack([p["probs"] for p in preds])[oof["oof_fold"].to_numpy(), rows]
     return oof, probs, np.concatenate([p["features"] for p in preds], axis=1)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from anatomy.studies.coreset import MATCHED_STEPS, MATCHED_SUFFIX, PUBLISHED, STOP_AT_TARGET, parse_control
+from anatomy.studies.coreset import PUBLISHED
+from anatomy.studies.coreset_controls import MATCHED_STEPS, MATCHED_SUFFIX, STOP_AT_TARGET, parse_control
 
 
 # ---------------------------------------------------------------- aggregation (no TensorFlow)
