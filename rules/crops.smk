@@ -1,5 +1,7 @@
 # Study 1 (crops): the Keras MNIST CNN on full images and on 9x9 windows.
 
+CROPS_PROVENANCE = f"data: MNIST {data_label('mnist')} | config: {SCALE}"
+
 
 def crops_train_params(batch_size):
     """The config slice one crops training uses (and nothing else)."""
@@ -132,7 +134,7 @@ rule crops_baseline_curves:
         CONDA_ENV
     params:
         seeds=config["crops"]["baseline"]["seeds"],
-        provenance=f"data: MNIST {data_label('mnist')} | config: {SCALE}",
+        provenance=CROPS_PROVENANCE,
     script:
         "../scripts/crops/baseline_figure.py"
 
@@ -193,7 +195,7 @@ rule crops_aggregate:
         seeds=config["crops"]["baseline"]["seeds"],
         size=config["crops"]["window"]["size"],
         top=config["crops"]["confirm"]["top"],
-        provenance=f"data: MNIST {data_label('mnist')} | config: {SCALE}",
+        provenance=CROPS_PROVENANCE,
     script:
         "../scripts/crops/aggregate.py"
 
@@ -284,6 +286,6 @@ rule crops_stacking:
     params:
         k=config["crops"]["stacking"]["k"],
         seed=config["seed"],
-        provenance=f"data: MNIST {data_label('mnist')} | config: {SCALE}",
+        provenance=CROPS_PROVENANCE,
     script:
         "../scripts/crops/stacking.py"

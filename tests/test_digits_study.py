@@ -17,7 +17,7 @@ import pytest
 
 from anatomy import verdicts as v
 from anatomy.studies import digits as d
-from anatomy.studies import digits_results as r
+from anatomy.studies import digits_results as dr
 from anatomy.studies import kaggle
 from conftest import ROOT, Workflow, assert_figure, tiny_config
 
@@ -143,7 +143,7 @@ def _fold_preds(n_folds=3, per_class=6):
 
 def test_out_of_fold_losses_come_only_from_the_model_that_did_not_see_the_image():
     f, preds = _fold_preds()
-    oof = r.out_of_fold(preds)
+    oof = dr.out_of_fold(preds)
     fold = f["fold"].to_numpy()
     assert (oof["oof_fold"].to_numpy() == fold).all()
     assert (oof["oof_prediction"].to_numpy() == fold).all()  # model k predicts class k
@@ -157,11 +157,11 @@ def test_out_of_fold_refuses_an_image_held_out_by_no_model_or_by_two():
     _, preds = _fold_preds()
     preds[0]["seen"] = np.ones_like(preds[0]["seen"])
     with pytest.raises(ValueError, match="held out by 0 fold models"):
-        r.out_of_fold(preds)
+        dr.out_of_fold(preds)
     _, preds = _fold_preds()
     preds[1]["seen"] = np.zeros_like(preds[1]["seen"])
     with pytest.raises(ValueError, match="held out by 2 fold models"):
-        r.out_of_fold(preds)
+        dr.out_of_fold(preds)
 
 
 def test_hardest_ranks_by_out_of_fold_loss_and_counts_the_overlap_with_the_kernels_list():
@@ -169,7 +169,7 @@ def test_hardest_ranks_by_out_of_fold_loss_and_counts_the_overlap_with_the_kerne
                         "oof_probability_of_label": 0.1,
                         "oof_loss": [5.0, 1.0, 4.0, 0.5, 3.0, 0.1],
                         "in_sample_mean_loss": [0.1, 9.0, 8.0, 0.2, 0.3, 0.4]})
-    h = r.hardest(oof, top=3)
+    h = dr.hardest(oof, top=3)
     assert h["image"].tolist() == [0, 2, 4] and h["rank"].tolist() == [1, 2, 3]
     assert h["in_sample_rank"].tolist() == [6, 2, 4]
     assert h["in_kernel_top"].tolist() == [False, True, False]
@@ -178,13 +178,13 @@ def test_hardest_ranks_by_out_of_fold_loss_and_counts_the_overlap_with_the_kerne
 
 def test_fold_validation_separates_the_clean_and_the_leaked_numbers():
     f, preds = _fold_preds()
-    v = r.fold_validation(preds[0], f, 0)
+    v = dr.fold_validation(preds[0], f, 0)
     step1 = f["step1"].to_numpy() == "validation"
     assert v["step1_split_seen_in_training"] == pytest.approx((f["fold"].to_numpy()[step1] != 0).mean())
     assert v["own_fold_val_accuracy"] == pytest.approx((f.loc[f["fold"] == 0, "label"] == 0).mean())
     preds[0]["seen"] = np.ones_like(preds[0]["seen"])
     with pytest.raises(ValueError, match="own held-out fold"):
-        r.fold_validation(preds[0], f, 0)
+        dr.fold_validation(preds[0], f, 0)
 
 
 # ------------------------------------------------------ ensemble, leaderboard
@@ -200,9 +200,9 @@ def test_ensemble_averages_probabilities_and_leaderboard_scores_or_says_unknown(
 
 def test_ladder_reports_each_rungs_gain_and_spread():
     seeds = [0, 1]
-    acc = {(r, s): 0.9 + 0.01 * i + 0.002 * s for i, r in enumerate(r.LADDER_ROWS) for s in seeds}
-    t = r.ladder(acc, acc, seeds)
-    assert t["row"].tolist() == r.LADDER_ROWS
+    acc = {(r, s): 0.9 + 0.01 * i + 0.002 * s for i, r in enumerate(dr.LADDER_ROWS) for s in seeds}
+    t = dr.ladder(acc, acc, seeds)
+    assert t["row"].tolist() == dr.LADDER_ROWS
     assert t["gain_over_previous"].iloc[1:].round(6).tolist() == [0.01] * 4
     assert t["gain_over_step1"].iloc[-1] == pytest.approx(0.04)
     assert t["test_accuracy_sd"].iloc[0] == pytest.approx(np.std([0.9, 0.902], ddof=1))
@@ -342,11 +342,11 @@ def _judged(ladder=None, lb=None, bootstrap=None, scale="laptop"):
 
     lb = lb if lb is not None else pd.DataFrame({"entry": ["submission_simple", "submission_ensemble"],
                                                  "test_accuracy": [0.9873, 0.99575]})
-    return judged_table(r.claims_evidence(lb, bootstrap, ladder), data="d", scale=scale).set_index("type")
+    return judged_table(dr.claims_evidence(lb, bootstrap, ladder), data="d", scale=scale).set_index("type")
 
 
 def test_the_published_gain_is_the_difference_of_the_published_scores():
-    assert r.PUBLISHED_GAIN == pytest.approx(r.PUBLISHED["ensemble"] - r.PUBLISHED["simple"], abs=1e-9)
+    assert dr.PUBLISHED_GAIN == pytest.approx(dr.PUBLISHED["ensemble"] - dr.PUBLISHED["simple"], abs=1e-9)
 
 
 def test_one_run_per_rung_is_judged_with_the_named_seed_spread():
@@ -381,9 +381,9 @@ def _simulated(acc_simple, acc_ensemble, *, nested=False, n=4800, seed=0, subset
 
 def test_the_ladders_seeds_are_the_models_and_the_gain_is_paired_by_seed():
     seeds = [0, 1, 2]
-    acc = {(r, s): 0.98 + 0.002 * s for r in r.LADDER_ROWS for s in seeds}
+    acc = {(r, s): 0.98 + 0.002 * s for r in dr.LADDER_ROWS for s in seeds}
     acc.update({("ensemble", s): 0.99 + 0.002 * s + 0.001 * (s == 1) for s in seeds})
-    judged = _judged(ladder=r.ladder(acc, acc, seeds)).reset_index()
+    judged = _judged(ladder=dr.ladder(acc, acc, seeds)).reset_index()
     gain = judged[judged["type"] == "effect"].iloc[0]
     assert gain["n"] == 3 and gain["spread"] == pytest.approx(np.std([0.01, 0.011, 0.01], ddof=1), abs=1e-4)
     assert gain["verdict"] == v.SMALLER and "external sd" not in gain["rule"]  # the seed offsets cancel
@@ -500,7 +500,7 @@ def test_tiny_workflow_writes_every_digits_output(tiny_workflow):
     folds = board[board["entry"].str.startswith("fold")]
     assert folds["step1_split_seen_in_training"].between(0.2, 0.8).all()  # the kernel's leak, measured
     ladder = pd.read_csv(dg / "ladder.csv")
-    assert ladder["row"].tolist() == r.LADDER_ROWS and ladder["test_accuracy_mean"].between(0, 1).all()
+    assert ladder["row"].tolist() == dr.LADDER_ROWS and ladder["test_accuracy_mean"].between(0, 1).all()
     boot = pd.read_csv(dg / "bootstrap.csv")
     assert boot["subset_size"].iloc[0] == round(n_test / 4) and (boot["public_sd"] > 0).all()
     hard = pd.read_csv(dg / "hardest.csv")

@@ -304,7 +304,7 @@ def test_a_killed_coreset_selection_resumes_after_its_last_backed_up_step(killed
     the uninterrupted run, with the same history."""
     k = killed_and_rerun
     results = k.wf.path / "results"
-    log = (results / "logs" / "coreset" / "select_in_order.log").read_text()
+    log = (results / "logs" / "coreset" / "select" / "in_order.log").read_text()
     assert f"resuming after step {k.resume_at[SELECTION]}" in log
     ref = tiny_workflow.path / "results" / SELECTION
     assert (results / SELECTION / "selected.csv").read_text() == (ref / "selected.csv").read_text()

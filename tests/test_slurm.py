@@ -364,8 +364,8 @@ def test_outputs_match_a_local_run_of_the_same_target(slurm_and_local):
     assert ma["test"]["accuracy"] == pytest.approx(mb["test"]["accuracy"], abs=1e-3)
     for name in ("model.keras", "predictions.npz"):
         assert (a / run / name).stat().st_size > 0
-    assert (a / "logs" / "crops" / "window_s9_i0_j1.log").exists()
-    assert (a / "benchmarks" / "crops" / "window_s9_i0_j1.tsv").exists()
+    assert (a / "logs" / "crops" / "window" / "s9_i0_j1.log").exists()
+    assert (a / "benchmarks" / "crops" / "window" / "s9_i0_j1.tsv").exists()
 
 
 def test_an_error_while_the_cluster_starts_fails_rather_than_skips(tmp_path, monkeypatch):

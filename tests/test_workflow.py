@@ -40,7 +40,7 @@ def test_tiny_run_writes_every_output_and_they_parse(tiny_workflow):
     assert metrics["params"]["learning_rate"] == 0.002 and "tensorflow" in metrics["versions"]
     assert 0.3 < metrics["test"]["accuracy"] <= 1.0  # it learned something from 500 images
     assert (run / "model.keras").stat().st_size > 0
-    log = (r / "logs" / "crops" / "baseline_seed1.log").read_text()
+    log = (r / "logs" / "crops" / "baseline" / "seed1.log").read_text()
     assert "epoch 2/2" in log and "\r" not in log
     assert (r / "benchmarks" / "crops" / "baseline_seed1.tsv").exists()
     assert_figure(r / "crops" / "figures" / "baseline_curves.png")
@@ -72,7 +72,7 @@ def test_nested_command_line_overrides_work(tiny_workflow):
     """Snakemake passes nested --config values as strings; they are coerced by the schema's types."""
     p = tiny_workflow.run("-n", "results/crops/baseline.csv", "--config",
                           "crops={stopping: {max_epochs: 3, patience: 15, ratio: 0.995}}")
-    assert parse_job_counts(p.stdout + p.stderr)["crops_train"] == 2  # the two baselines
+    assert parse_job_counts(p.stdout + p.stderr)["crops_train"] == 2 + 3  # the two baselines and the windows
     bad = tiny_workflow.run("-n", "--config", "crops={stopping: {max_epochs: three}}", check=False)
     assert bad.returncode != 0 and "crops.stopping.max_epochs" in bad.stdout + bad.stderr
 
