@@ -6,7 +6,7 @@ with log_step(snakemake):
 
     wc, p = snakemake.wildcards, snakemake.params
     train_anatomy_run(
-        h5=snakemake.input.h5, files=contract_files(snakemake, keys=p.contract_keys), part=p.get("part", wc.get("part")),
-        run=wc.run, settings=p.settings, seed=int(wc.seed), threads=snakemake.threads,
-        deterministic=p.deterministic, precision=p.precision,
+        h5=snakemake.input.h5, files=contract_files(snakemake, keys=p.contract_keys), part=wc.part, run=wc.run,
+        settings=p.settings, seed=int(wc.seed), threads=snakemake.threads, deterministic=p.deterministic,
+        precision=p.precision, ranking=(snakemake.input.get("ranking") or [None])[0],
     )
