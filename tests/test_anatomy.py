@@ -299,4 +299,10 @@ def test_example_anatomy_runs_and_names_the_dataset(tmp_path):
     assert read_json(out / "memorisation" / "clean" / "seed0" / "metrics.json")["model"] == "small_cnn"
     wf.write_config(tiny_config({"datasets": example["datasets"], "anatomy": example["anatomy"]}))
     jobs = wf.dry_run_jobs("results/datasets/example/anatomy.md")
-    assert jobs["anatomy_train"] == 4 + 3 + 9 and jobs["anatomy_fold"] == 3, jobs  # the grid read from the data
+    # memorisation 4, windows 3 + 9 (the grid read from the data), subset 2 sizes x 3 kinds x 2 seeds
+    assert jobs["anatomy_train"] == 4 + 3 + 9 + 12, jobs
+    assert jobs["anatomy_fold"] == 3 + 6 + 1, jobs  # examples folds, ensemble 3 folds x 2 seeds, one IIC run
+    assert all(jobs[r] == 1 for r in ("anatomy_clustering", "anatomy_subset", "anatomy_ensemble")), jobs
+    with pytest.raises(ConfigError, match=r"anatomy\.example\.subset.*examples part"):
+        validate_config(deep_merge(load_yaml(ROOT / "config" / "config.yaml"),
+                                   {**example, "anatomy": {"example": {"subset": {}}}}), ROOT / "config" / "schema.yaml")
