@@ -252,20 +252,10 @@ def with_features(model):
 def _dynamics_callback(x, y):
     """Each epoch, every training image's probability of its label and whether it is predicted (a callback
     whose record is backed up with the run, so a resumed run keeps the epochs before the kill)."""
-    import keras
+    from anatomy.training.contract import RecordEachEpoch
 
-    class Dynamics(keras.callbacks.Callback):
-        name = "dynamics"
-
-        def __init__(self):
-            super().__init__()
-            self.p, self.correct = [], []
-
-        def get_state(self):
-            return {"p": self.p, "correct": self.correct}
-
-        def set_state(self, state):
-            self.p, self.correct = state["p"], state["correct"]
+    class Dynamics(RecordEachEpoch):
+        name, fields = "dynamics", ("p", "correct")
 
         def on_epoch_end(self, epoch, logs=None):
             probs = self.model.predict(x, batch_size=1000, verbose=0)

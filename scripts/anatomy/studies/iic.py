@@ -108,25 +108,15 @@ def evaluation_callback(net, x_eval, y_eval, x_eval_a, x_eval_b, *, alpha: float
     score), the joint matrix P of the main head and, with ``keep_assignments``, each image's cluster and
     overcluster (``assignments``: per epoch, for a confusion table at the loss-selected epoch). A Keras callback
     whose record is backed up with the run."""
-    import keras
     import tensorflow as tf
 
     from anatomy.models.iic_net import iic_loss, joint_distribution
+    from anatomy.training.contract import RecordEachEpoch
 
     net_out = lambda x: net.predict(x, batch_size=1000, verbose=0)  # noqa: E731
 
-    class Evaluate(keras.callbacks.Callback):
-        name = "iic_evaluate"
-
-        def __init__(self):
-            super().__init__()
-            self.p_history, self.assignments = [], []
-
-        def get_state(self):
-            return {"p_history": self.p_history, "assignments": self.assignments}
-
-        def set_state(self, state):
-            self.p_history, self.assignments = state["p_history"], state.get("assignments", [])
+    class Evaluate(RecordEachEpoch):
+        name, fields = "iic_evaluate", ("p_history", "assignments")
 
         def on_epoch_end(self, epoch, logs=None):
             z, z_over = net_out(x_eval)  # the clusters of the images themselves: what is scored with labels
