@@ -272,12 +272,12 @@ def ensemble_table(preds: dict, *, resamples: int) -> tuple[pd.DataFrame, pd.Dat
     table = pd.DataFrame(rows)
     per_seed = {m: np.array([np.mean([x.mean() for x in correct[(m, s)]]) for s in seeds])
                 for m in table["method"]}
-    for name, a, b in (("ensemble - single", "ensemble", "single"), ("single_tta - single", "single_tta", "single"),
-                       ("ensemble_tta - ensemble", "ensemble_tta", "ensemble")):
+    for name, a, b, text in (("ensemble - single", "ensemble", "single", "gain of the ensemble over its members"),
+                             ("single_tta - single", "single_tta", "single", "gain of TTA, single models"),
+                             ("ensemble_tta - ensemble", "ensemble_tta", "ensemble", "gain of TTA, ensembles")):
         if a in per_seed:
             d = per_seed[a] - per_seed[b]
-            table.loc[len(table)] = {"method": name, "description": f"gain, paired by seed ({b} = mean of a seed's "
-                                     "models)" if b == "single" else "gain, paired by seed",
+            table.loc[len(table)] = {"method": name, "description": f"{text} (per seed; single models: their mean)",
                                      "trained_models": len(d), "seeds": len(seeds), "test_accuracy_mean": d.mean(),
                                      "test_accuracy_sd": d.std(ddof=1) if len(d) > 1 else np.nan,
                                      "interval_low": np.nan, "interval_high": np.nan,
@@ -375,8 +375,8 @@ def clustering_section(t: pd.DataFrame, confusion: pd.DataFrame, c: dict, *, cha
            f"IIC (alpha {c['alpha']:g}, {IIC['pair'].replace('_', ' ')} of transforms {names}), {c['epochs']} epochs "
            f"on the training images without their labels, a {len(confusion)}-way head and a "
            f"{c['overclustering']}x overclustering head. Test accuracy (Hungarian matching) at the epoch with the "
-           f"lowest IIC loss on the test pairs (chosen without labels): {spread(t['loss_selected_accuracy'])} "
-           f"(seeds); chance (the largest class) {t['chance'].iloc[0]:.3f}. Final epoch "
+           "lowest IIC loss at alpha 1 on a fixed pair of test views (chosen without labels), over seeds: "
+           f"{spread(t['loss_selected_accuracy'])}; chance (the largest class) {t['chance'].iloc[0]:.3f}. Final epoch "
            f"{spread(t['final_accuracy'])}; overclustering purity {spread(t['loss_selected_over_purity'])}. "
            f"The best epoch by the labels would report {spread(t['label_selected_accuracy_optimistic'])} "
            "(optimistic, shown only for contrast). Confusion (test images) of the run with the lowest IIC loss "
@@ -409,7 +409,7 @@ def ensemble_section(t: pd.DataFrame, e: dict) -> list[str]:
     for r in t.itertuples():
         sd = "" if not np.isfinite(r.test_accuracy_sd) else f" ± {r.test_accuracy_sd:.3f}"
         ci = f"[{r.interval_low:.3f}, {r.interval_high:.3f}]" if np.isfinite(r.interval_low) else "-"
-        out.append(f"| {r.description if '-' not in r.method else r.method + ' (' + r.description + ')'} | "
+        out.append(f"| {r.description} | "
                    f"{r.test_accuracy_mean:.3f}{sd} (n = {r.trained_models}) | {ci} | {r.interval_over} |")
     return out + ["", "![ensemble](figures/ensemble.png)", "", FIGURE_MEANING["ensemble"], ""]
 
