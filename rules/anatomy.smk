@@ -1,10 +1,13 @@
 # The anatomy of a dataset of your own (anatomy: <name>: ...) -> results/datasets/<name>/.
-# Parts: memorisation, windows, examples (docs/datasets.md). Nothing here imports TensorFlow.
+# Parts: memorisation, windows, examples, clustering, subset, ensemble (docs/datasets.md).
+# Nothing here imports TensorFlow.
 from anatomy.io import read_json
 from anatomy.studies.anatomy import (
+    PARTS,
     memorisation_runs,
     part_settings,
     settings,
+    subset_runs,
     window_grid,
     window_run,
 )
@@ -29,6 +32,10 @@ def anatomy_provenance(wc):
 rule anatomy_train:
     input:
         h5=f"{RESULTS}/datasets/{{name}}/data.h5",
+        # subset runs: the training images ranked by the examples part's data map
+        ranking=lambda wc: (
+            [f"{anatomy_dir(wc.name)}/examples.csv"] if wc.part == "subset" else []
+        ),
     output:
         **run_outputs(f"{RESULTS}/datasets/{{name}}/{{part}}/{{run}}/seed{{seed}}"),
     log:
@@ -37,8 +44,8 @@ rule anatomy_train:
         f"{RESULTS}/benchmarks/datasets/{{name}}/{{part}}_{{run}}_seed{{seed}}.tsv"
     wildcard_constraints:
         name=ANATOMY_NAMES,
-        part="memorisation|windows",
-        run=r"clean|labels_p[0-9.]+|pixels_permutation|full|s\d+_i\d+_j\d+",
+        part="memorisation|windows|subset",
+        run=r"clean|labels_p[0-9.]+|pixels_permutation|full|s\d+_i\d+_j\d+|(easy|hard|random)_f[0-9.]+",
     conda:
         CONDA_ENV
     threads: config["threads"]
@@ -54,18 +61,20 @@ rule anatomy_train:
 
 
 rule anatomy_fold:
+    """The runs that also write predictions.npz: examples and ensemble folds, clustering (IIC) runs."""
     input:
         h5=f"{RESULTS}/datasets/{{name}}/data.h5",
     output:
-        **run_outputs(f"{RESULTS}/datasets/{{name}}/examples/{{run}}/seed{{seed}}"),
-        predictions=f"{RESULTS}/datasets/{{name}}/examples/{{run}}/seed{{seed}}/predictions.npz",
+        **run_outputs(f"{RESULTS}/datasets/{{name}}/{{part}}/{{run}}/seed{{seed}}"),
+        predictions=f"{RESULTS}/datasets/{{name}}/{{part}}/{{run}}/seed{{seed}}/predictions.npz",
     log:
-        f"{RESULTS}/logs/datasets/{{name}}/examples_{{run}}_seed{{seed}}.log",
+        f"{RESULTS}/logs/datasets/{{name}}/{{part}}_{{run}}_seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/datasets/{{name}}/examples_{{run}}_seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/datasets/{{name}}/{{part}}_{{run}}_seed{{seed}}.tsv"
     wildcard_constraints:
         name=ANATOMY_NAMES,
-        run=r"fold\d+",
+        part="examples|ensemble|clustering",
+        run=r"fold\d+|iic",
     conda:
         CONDA_ENV
     threads: config["threads"]
@@ -73,10 +82,9 @@ rule anatomy_fold:
         **train_resources(mem_mb=3000, runtime=120),
     params:
         **TRAIN_PARAMS,
-        settings=lambda wc: part_settings(ANATOMY[wc.name], "examples"),
-        backup=lambda wc: f"{RESUME}/datasets/{wc.name}/examples/{wc.run}/seed{wc.seed}",
+        settings=lambda wc: part_settings(ANATOMY[wc.name], wc.part),
+        backup=lambda wc: f"{RESUME}/datasets/{wc.name}/{wc.part}/{wc.run}/seed{wc.seed}",
         contract_keys=["model", "history", "metrics", "predictions"],
-        part="examples",
     script:
         "../scripts/own/train.py"
 
@@ -205,15 +213,125 @@ rule anatomy_examples:
         "../scripts/own/examples.py"
 
 
-def anatomy_tables(wc):
-    parts = [
-        p
-        for p in ("memorisation", "windows", "examples")
-        if p in settings(ANATOMY[wc.name])
+def anatomy_clustering_runs(wc, kind="history.csv"):
+    c = settings(ANATOMY[wc.name])["clustering"]
+    return [f"{anatomy_dir(wc.name)}/clustering/iic/seed{seed}/{kind}" for seed in c["seeds"]]
+
+
+rule anatomy_clustering:
+    input:
+        h5=f"{RESULTS}/datasets/{{name}}/data.h5",
+        histories=anatomy_clustering_runs,
+        predictions=lambda wc: anatomy_clustering_runs(wc, "predictions.npz"),
+    output:
+        table=in_report(
+            f"{RESULTS}/datasets/{{name}}/clustering.csv",
+            "anatomy_clustering",
+            "dataset: {name}",
+            "clustering",
+        ),
+        confusion=f"{RESULTS}/datasets/{{name}}/clustering_confusion.csv",
+        figure=in_report(
+            f"{RESULTS}/datasets/{{name}}/figures/clustering.png",
+            "anatomy_clustering",
+            "dataset: {name}",
+            "clustering",
+        ),
+    log:
+        f"{RESULTS}/logs/datasets/{{name}}/clustering.log",
+    wildcard_constraints:
+        name=ANATOMY_NAMES,
+    conda:
+        CONDA_ENV
+    params:
+        provenance=anatomy_provenance,
+    script:
+        "../scripts/own/clustering.py"
+
+
+def anatomy_subset_runs(wc):
+    s = settings(ANATOMY[wc.name])
+    return [
+        f"{anatomy_dir(wc.name)}/subset/{run}/seed{seed}/metrics.json"
+        for run in subset_runs(s)
+        for seed in s["subset"]["seeds"]
     ]
+
+
+rule anatomy_subset:
+    input:
+        h5=f"{RESULTS}/datasets/{{name}}/data.h5",
+        metrics=anatomy_subset_runs,
+    output:
+        table=in_report(
+            f"{RESULTS}/datasets/{{name}}/subset.csv",
+            "anatomy_subset",
+            "dataset: {name}",
+            "subset",
+        ),
+        figure=in_report(
+            f"{RESULTS}/datasets/{{name}}/figures/subset.png",
+            "anatomy_subset",
+            "dataset: {name}",
+            "subset",
+        ),
+    log:
+        f"{RESULTS}/logs/datasets/{{name}}/subset.log",
+    wildcard_constraints:
+        name=ANATOMY_NAMES,
+    conda:
+        CONDA_ENV
+    params:
+        provenance=anatomy_provenance,
+    script:
+        "../scripts/own/subset.py"
+
+
+def anatomy_ensemble_folds(wc):
+    e = settings(ANATOMY[wc.name])["ensemble"]
+    return [
+        f"{anatomy_dir(wc.name)}/ensemble/fold{k}/seed{seed}/predictions.npz"
+        for seed in e["seeds"]
+        for k in range(e["folds"])
+    ]
+
+
+rule anatomy_ensemble:
+    input:
+        predictions=anatomy_ensemble_folds,
+    output:
+        table=in_report(
+            f"{RESULTS}/datasets/{{name}}/ensemble.csv",
+            "anatomy_ensemble",
+            "dataset: {name}",
+            "ensemble",
+        ),
+        figure=in_report(
+            f"{RESULTS}/datasets/{{name}}/figures/ensemble.png",
+            "anatomy_ensemble",
+            "dataset: {name}",
+            "ensemble",
+        ),
+    log:
+        f"{RESULTS}/logs/datasets/{{name}}/ensemble.log",
+    wildcard_constraints:
+        name=ANATOMY_NAMES,
+    conda:
+        CONDA_ENV
+    params:
+        provenance=anatomy_provenance,
+        resamples=lambda wc: settings(ANATOMY[wc.name])["ensemble"]["bootstrap"],
+    script:
+        "../scripts/own/ensemble.py"
+
+
+def anatomy_tables(wc):
+    parts = [p for p in PARTS if p in settings(ANATOMY[wc.name])]
     out = {p: f"{anatomy_dir(wc.name)}/{p}.csv" for p in parts}
     if "examples" in parts:
         out["examples_audit"] = f"{anatomy_dir(wc.name)}/examples_audit.csv"
+    if "clustering" in parts:
+        out["clustering_confusion"] = f"{anatomy_dir(wc.name)}/clustering_confusion.csv"
     return out
 
 

@@ -1,14 +1,17 @@
-"""anatomy.studies.anatomy and anatomy_results: memorisation, windows and examples of a dataset, on small data made here.
+"""anatomy.studies.anatomy and anatomy_results: every part of a dataset's anatomy, on small data made here.
 
 The data: 16x16 grey images of three classes (anatomy.data.example's generator) whose label lives only
-in the bottom-right 8x8 quarter. The trainings are the rules' own function, run in this process.
+in the bottom-right 8x8 quarter; for clustering, grey and RGB textures of three well-separated classes.
+The trainings are the rules' own function, run in this process.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -20,7 +23,7 @@ from anatomy.studies import anatomy_results as R
 from anatomy.studies.crops import window_mask
 from anatomy.training.setup import RunSettings
 
-from conftest import ROOT, Workflow, tiny_config
+from conftest import ROOT, Workflow, assert_figure, tiny_config
 
 N_TRAIN, N_TEST = 240, 120
 
@@ -39,14 +42,35 @@ def _dataset(tmp_path, *, flip: int = 0):
     return h5, planted
 
 
-def _train(h5, tmp_path, part, run, entry, seed=0):
-    """One run through the training contract, as rule anatomy_train runs it; returns its folder."""
+def _train(h5, tmp_path, part, run, entry, seed=0, ranking=None):
+    """One run through the training contract, as rules anatomy_train and anatomy_fold run it; returns its folder."""
     d = tmp_path / part / run / f"seed{seed}"
     files = {"model": d / "model.keras", "history": d / "history.csv", "metrics": d / "metrics.json",
              "predictions": d / "predictions.npz", "backup": tmp_path / ".resume" / part / run}
     A.train_anatomy_run(h5=h5, files=files, part=part, run=run, settings=A.part_settings(entry, part),
-                        run_settings=RunSettings(threads=2, seed=seed))
+                        run_settings=RunSettings(threads=2, seed=seed), ranking=ranking)
     return d
+
+
+def _textures(n, seed, channels, side):
+    """Three well-separated classes: horizontal stripes, vertical stripes, a filled square (random offsets, over
+    noise); in colour each class also has its own colour."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(30, 15, (n, side, side, channels))
+    rows, cols = np.mgrid[:side, :side]
+    for i, k in enumerate(y):
+        o = int(rng.integers(0, 4))
+        square = (abs(rows - side / 2 + 2.5 - o) < side / 4) & (abs(cols - side / 2 - 1.5 + o) < side / 4)
+        x[i, [(rows + o) % 4 < 2, (cols + o) % 4 < 2, square][k]] += 180 if channels == 1 else 180 * np.eye(3)[k] + 60
+    return np.clip(x, 0, 255).astype(np.uint8), y
+
+
+def _texture_dataset(tmp_path, channels, *, side=16, n_train=400, n_test=150):
+    (x, y), (xs, ys) = _textures(n_train, 0, channels, side), _textures(n_test, 1, channels, side)
+    h5 = tmp_path / "textures.h5"
+    write_dataset_h5(h5, {"train": (x, y), "test": (xs, ys)}, source="test", sha256="-", classes=["h", "v", "sq"])
+    return h5
 
 
 # ----------------------------------------------------------------------------- pure functions
@@ -133,6 +157,130 @@ def test_planted_label_flips_are_the_top_label_issue_candidates(tmp_path):
     assert table.loc[flipped, "confidence"].mean() < table.loc[~flipped, "confidence"].mean() - 0.3  # the data map
 
 
+def test_subset_indices_rank_by_confidence_and_draw_random_per_seed():
+    conf = np.array([0.9, 0.1, 0.5, 0.5, 0.95, 0.2, 0.7, 0.3, 0.6, 0.4])
+    assert A.subset_runs(A.settings({"subset": {"sizes": [0.2, 0.5]}})) == [
+        "easy_f0.2", "hard_f0.2", "random_f0.2", "easy_f0.5", "hard_f0.5", "random_f0.5"]
+    assert A.subset_indices("easy_f0.3", conf, seed=0).tolist() == [0, 4, 6]
+    assert A.subset_indices("hard_f0.3", conf, seed=0).tolist() == [1, 5, 7]
+    r0, r1 = (A.subset_indices("random_f0.5", conf, seed=s) for s in (0, 1))
+    assert len(r0) == 5 and len(set(r0)) == 5 and not np.array_equal(r0, r1)
+    assert A.subset_indices("hard_f0.01", conf, seed=0).tolist() == [1]  # at least one image
+
+
+def test_ensemble_intervals_are_over_trained_models_and_test_images():
+    """Two seeds x three folds: single models n = 6, ensembles n = 2; the interval over models is wider than the
+    one over test images alone when the models differ, and it says what it resamples."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 400)
+    preds = {}
+    for s in (0, 1):
+        for k in range(3):
+            right = rng.random(400) < (0.6 + 0.1 * k)  # models of different quality: model-to-model spread
+            guess = np.where(right, labels, (labels + 1) % 3)
+            preds[(f"fold{k}", s)] = {"test": np.eye(3)[guess] * 0.6 + 0.1, "test_tta": np.eye(3)[guess] * 0.5 + 0.15,
+                                      "labels": labels}
+    table, models = R.ensemble_table(preds, resamples=500)
+    t = table.set_index("method")
+    assert t.loc["single", "trained_models"] == 6 and t.loc["ensemble", "trained_models"] == 2
+    assert t.loc["single", "interval_over"] == "6 trained models and 400 test images"
+    assert t.loc["ensemble", "interval_over"] == "2 trained models and 400 test images"
+    assert t.loc["single", "test_accuracy_sd"] > 0.05  # the spread over trained models
+    only_images = R.bootstrap_accuracy(np.stack([p["test"].argmax(1) == labels for p in preds.values()])[:1],
+                                       resamples=500)
+    assert only_images[2] == "400 test images only (one trained model)"
+    width = lambda m: t.loc[m, "interval_high"] - t.loc[m, "interval_low"]  # noqa: E731
+    assert width("single") > only_images[1] - only_images[0]
+    assert t.loc["ensemble - single", "interval_over"] == "seeds" and len(models) == 6 + 6 + 2 + 2
+
+
+def test_clustering_without_labels_beats_chance_on_grey_textures(tmp_path):
+    h5 = _texture_dataset(tmp_path, 1)
+    entry = {"clustering": {"epochs": 8, "batch_size": 50}}
+    d = _train(h5, tmp_path, "clustering", "iic", entry)
+    table, confusion, drawn = R.aggregate_clustering(h5, [d / "history.csv"], [d / "predictions.npz"])
+    r = table.iloc[0]
+    print("grey clustering:", r[["loss_selected_accuracy", "loss_selected_epoch", "final_accuracy",
+                                 "loss_selected_over_purity", "chance"]].to_dict(), confusion.to_dict("list"))
+    assert r["loss_selected_accuracy"] > r["chance"] + 0.3, r.to_dict()
+    assert int(confusion.drop(columns="class").to_numpy().sum()) == 150 and list(confusion["class"]) == ["h", "v", "sq"]
+    h = pd.read_csv(d / "history.csv")  # chosen by the IIC loss, never by the labels
+    assert r["loss_selected_epoch"] == h.loc[h["eval_loss"].idxmin(), "epoch"]
+
+
+def test_an_rgb_dataset_runs_every_part_end_to_end(tmp_path):
+    """12x12 colour textures through all six parts (tiny sizes), the report and every figure."""
+    from anatomy.plots import anatomy as P
+
+    h5 = _texture_dataset(tmp_path, 3, side=12, n_train=240, n_test=90)
+    entry = {"model": "small_cnn", "learning_rate": 0.003,  # the fastest model; auto (vgg): test_settings...
+             "memorisation": {"epochs": 1, "label_noise": [], "permutation": False},
+             "windows": {"size": 12, "epochs": 1, "seeds": [0]}, "examples": {"folds": 2, "epochs": 2, "top": 6},
+             "clustering": {"epochs": 4, "batch_size": 40}, "subset": {"sizes": [0.5], "steps": 6, "seeds": [0, 1]},
+             "ensemble": {"folds": 2, "epochs": 1, "seeds": [0, 1], "tta": 1, "bootstrap": 200}}
+    s, out, prov = A.settings(entry), tmp_path / "out", R.provenance("colours", "npz", "tiny")
+    (out / "figures").mkdir(parents=True)
+    d = _train(h5, tmp_path, "memorisation", "clean", entry)
+    table, curves, chance = R.aggregate_memorisation(h5, [d / "history.csv"], [d / "metrics.json"])
+    table.to_csv(out / "memorisation.csv", index=False)
+    P.memorisation(curves, chance, out / "figures" / "memorisation.png", provenance=prov)
+    runs = ["full", *[A.window_run(*w) for w in A.window_grid(s, (12, 12, 3))]]
+    table, x_test = R.aggregate_windows(h5, [_train(h5, tmp_path, "windows", r, entry) / "history.csv" for r in runs])
+    table.to_csv(out / "windows.csv", index=False)
+    P.windows(table, x_test, out / "figures" / "windows.png", provenance=prov)
+    dirs = [_train(h5, tmp_path, "examples", f"fold{k}", entry) for k in range(2)]
+    table, summary, x_train = R.aggregate_examples(h5, [d / "predictions.npz" for d in dirs])
+    table.to_csv(out / "examples.csv", index=False)
+    summary.to_csv(out / "examples_audit.csv", index=False)
+    P.label_issues(table, x_train, out / "figures" / "examples.png", show=6, provenance=prov)
+    P.data_map(table, out / "figures" / "examples_datamap.png", provenance=prov)
+
+    d = _train(h5, tmp_path, "clustering", "iic", entry)
+    table, confusion, drawn = R.aggregate_clustering(h5, [d / "history.csv"], [d / "predictions.npz"])
+    print("RGB clustering:", table[["loss_selected_accuracy", "loss_selected_epoch", "chance"]].to_dict("records"))
+    assert read_json(d / "metrics.json")["params"]["transform_names"] == ["rotate", "distort", "jitter", "noise"]
+    assert table["loss_selected_accuracy"].iloc[0] > table["chance"].iloc[0] + 0.3, table.to_dict("records")
+    table.to_csv(out / "clustering.csv", index=False)
+    confusion.to_csv(out / "clustering_confusion.csv", index=False)
+    P.clustering(drawn, out / "figures" / "clustering.png", provenance=prov)
+
+    metrics = [_train(h5, tmp_path, "subset", run, entry, seed=seed, ranking=out / "examples.csv") / "metrics.json"
+               for run in A.subset_runs(s) for seed in (0, 1)]
+    table = R.aggregate_subset(h5, metrics)
+    print("subset:\n", table[["kind", "images", "seed", "gradient_steps", "test_accuracy"]].to_string())
+    assert table.groupby(["fraction", "kind"]).size().to_dict() == {(0.5, k): 2 for k in A.SUBSET_KINDS}
+    assert set(table["images"]) == {120} and set(table["gradient_steps"]) == {6}
+    assert all(read_json(m)["epochs_run"] == 2 for m in metrics)  # 6 steps: an epoch of 4, then 2
+    table.to_csv(out / "subset.csv", index=False)
+    P.subset(table, out / "figures" / "subset.png", provenance=prov)
+
+    preds = [_train(h5, tmp_path, "ensemble", f"fold{k}", entry, seed=seed) / "predictions.npz"
+             for seed in (0, 1) for k in range(2)]
+    table, models = R.aggregate_ensemble(preds, resamples=200)
+    print("ensemble:\n", table[["method", "trained_models", "test_accuracy_mean", "test_accuracy_sd", "interval_low",
+                                "interval_high", "interval_over"]].to_string())
+    t = table.set_index("method")
+    assert t.loc["single", "trained_models"] == 4 and t.loc["ensemble", "trained_models"] == 2
+    assert t.loc["ensemble", "interval_over"].startswith("2 trained models") and "single_tta" in t.index
+    table.to_csv(out / "ensemble.csv", index=False)
+    P.ensemble(table, models, out / "figures" / "ensemble.png", provenance=prov)
+
+    manifest = {"shape": [12, 12, 3], "sizes": {"train": 240, "test": 90}, "classes": ["h", "v", "sq"],
+                "source": "npz"}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    inputs = {p: out / f"{p}.csv" for p in (*A.PARTS, "examples_audit", "clustering_confusion")}
+    R.write_report(out / "anatomy.md", {**inputs, "manifest": out / "manifest.json"}, name="colours", settings=s,
+                   scale="tiny")
+    md = (out / "anatomy.md").read_text()
+    for section in ("## Memorisation", "## Where the signal is", "## Examples", "## Clustering without labels",
+                    "## Training-set size", "## Ensemble and test-time augmentation"):
+        assert section in md, section
+    assert "# The anatomy of 'colours'" in md and "mnist" not in md.lower() and "(n = 2)" in md
+    for png in (out / "figures").glob("*.png"):
+        assert_figure(png)
+    assert len(list((out / "figures").glob("*.png"))) == 7
+
+
 # ----------------------------------------------------------------------------- the workflow
 
 
@@ -152,4 +300,10 @@ def test_example_anatomy_runs_and_names_the_dataset(tmp_path):
     assert read_json(out / "memorisation" / "clean" / "seed0" / "metrics.json")["model"] == "small_cnn"
     wf.write_config(tiny_config({"datasets": example["datasets"], "anatomy": example["anatomy"]}))
     jobs = wf.dry_run_jobs("results/datasets/example/anatomy.md")
-    assert jobs["anatomy_train"] == 4 + 3 + 9 and jobs["anatomy_fold"] == 3, jobs  # the grid read from the data
+    # memorisation 4, windows 3 + 9 (the grid read from the data), subset 2 sizes x 3 kinds x 2 seeds
+    assert jobs["anatomy_train"] == 4 + 3 + 9 + 12, jobs
+    assert jobs["anatomy_fold"] == 3 + 6 + 1, jobs  # examples folds, ensemble 3 folds x 2 seeds, one IIC run
+    assert all(jobs[r] == 1 for r in ("anatomy_clustering", "anatomy_subset", "anatomy_ensemble")), jobs
+    with pytest.raises(ConfigError, match=r"anatomy\.example\.subset.*examples part"):
+        validate_config(deep_merge(load_yaml(ROOT / "config" / "config.yaml"),
+                                   {**example, "anatomy": {"example": {"subset": {}}}}), ROOT / "config" / "schema.yaml")

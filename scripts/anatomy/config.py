@@ -144,6 +144,10 @@ def semantic_errors(config: dict) -> list[str]:
     out += [f"config key 'anatomy.{name}': no dataset '{name}' under datasets (named: "
             f"{', '.join(config.get('datasets') or {}) or 'none'})"
             for name in config.get("anatomy") or {} if name not in (config.get("datasets") or {})]
+    out += [f"config key 'anatomy.{name}.subset': ranks the training images by the examples part's data map; "
+            f"add anatomy.{name}.examples (e.g. {{}})"
+            for name, entry in (config.get("anatomy") or {}).items()
+            if isinstance(entry, dict) and "subset" in entry and "examples" not in entry]
     return out + dataset_errors(config.get("datasets") or {})
 
 

@@ -7,6 +7,7 @@ with log_step(snakemake):
 
     wc, p = snakemake.wildcards, snakemake.params
     train_anatomy_run(
-        h5=snakemake.input.h5, files=contract_files(snakemake, keys=p.contract_keys), part=p.get("part", wc.get("part")),
-        run=wc.run, settings=p.settings, run_settings=RunSettings.from_rule(snakemake, seed=wc.seed),
+        h5=snakemake.input.h5, files=contract_files(snakemake, keys=p.contract_keys), part=wc.part, run=wc.run,
+        settings=p.settings, run_settings=RunSettings.from_rule(snakemake, seed=wc.seed),
+        ranking=(snakemake.input.get("ranking") or [None])[0],
     )

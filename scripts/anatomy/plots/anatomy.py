@@ -84,3 +84,55 @@ def data_map(table, out_png, *, provenance: str) -> None:
     titled(fig, f"Data map of {len(table)} training images (training dynamics of the fold models that "
                 "trained on each)", provenance)
     save(fig, out_png)
+
+
+def clustering(drawn: dict, out_png, *, provenance: str) -> None:
+    """True class against IIC cluster (the run and epoch with the lowest IIC loss on the test pairs)."""
+    from anatomy.plots.iic import confusion
+
+    k = len(drawn["classes"])
+    confusion(drawn["labels"], drawn["clusters"], k, out_png, order=drawn["order"], label_names=drawn["classes"],
+              title=f"True class vs IIC cluster without labels: accuracy {drawn['accuracy']:.3f} (Hungarian)\n"
+                    f"seed {drawn['seed']}, epoch {drawn['epoch']}: chosen by the IIC loss on test pairs, not labels",
+              provenance=provenance)
+
+
+def subset(table, out_png, *, provenance: str) -> None:
+    """Test accuracy against training-set size per kind of subset: each seed a dot, mean ± sd a line."""
+    from anatomy.studies.anatomy import SUBSET_KINDS
+
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for c, kind in enumerate(SUBSET_KINDS):
+        g = table[table["kind"] == kind]
+        stats = g.groupby("images")["test_accuracy"].agg(["mean", "std", "count"]).reset_index()
+        ax.errorbar(stats["images"], stats["mean"], yerr=stats["std"].fillna(0), color=f"C{c}", marker="o",
+                    capsize=3, label=f"{kind} (n = {int(stats['count'].min())} seeds per size)")
+        ax.scatter(g["images"], g["test_accuracy"], color=f"C{c}", s=10, alpha=0.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("training images (log scale)")
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=8)
+    titled(fig, f"Test accuracy by training-set size, easiest / hardest by data-map confidence vs random\n"
+                f"{int(table['gradient_steps'].iloc[0])} gradient steps at every size; bars: sd over seeds",
+           provenance)
+    fig.subplots_adjust(top=0.78)
+    save(fig, out_png)
+
+
+def ensemble(table, models, out_png, *, provenance: str) -> None:
+    """Each trained model's test accuracy per method (dots), the mean and its 95% bootstrap interval."""
+    t = table[table["interval_over"] != "seeds"].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for i, r in t.iterrows():
+        pts = models[models["method"] == r["method"]]["test_accuracy"]
+        ax.scatter(np.full(len(pts), i) + np.linspace(-0.12, 0.12, len(pts)), pts, s=14, color="grey", zorder=2)
+        ax.errorbar([i], [r["test_accuracy_mean"]], yerr=[[r["test_accuracy_mean"] - r["interval_low"]],
+                                                          [r["interval_high"] - r["test_accuracy_mean"]]],
+                    fmt="o", color=f"C{i}", capsize=5, markersize=8, zorder=3)
+    ax.set_xticks(range(len(t)), [f"{d}\n(n = {n} models)" for d, n in zip(t["description"], t["trained_models"])],
+                  fontsize=8)
+    ax.set_ylabel("test accuracy")
+    titled(fig, "Single fold models vs their k-fold ensemble vs TTA on the test split\ndots: trained models; bars: "
+                "95% bootstrap over trained models and test images (test images only where n = 1)", provenance)
+    fig.subplots_adjust(top=0.78)
+    save(fig, out_png)

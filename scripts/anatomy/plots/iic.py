@@ -43,20 +43,24 @@ def curves(histories: dict, out_png, *, title: str, provenance: str) -> None:
     save(fig, out_png)
 
 
-def confusion(labels, clusters, n_clusters: int, out_png, *, title: str, provenance: str, order=None) -> None:
-    """True label (rows) vs cluster (columns); clusters ordered by their matched label."""
-    c = contingency(clusters, labels, n_clusters, 10).T
+def confusion(labels, clusters, n_clusters: int, out_png, *, title: str, provenance: str, order=None,
+              label_names=None) -> None:
+    """True label (rows) vs cluster (columns); clusters ordered by their matched label. ``label_names``: one per
+    label (default the digits 0-9)."""
+    names = [str(k) for k in range(10)] if label_names is None else list(label_names)
+    n_labels = len(names)
+    c = contingency(clusters, labels, n_clusters, n_labels).T
     if order is None:
         order = np.argsort(c.argmax(0) * 10_000 - c.max(0))
-    fig, ax = plt.subplots(figsize=(max(5, 0.22 * n_clusters + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(max(5, 0.22 * n_clusters + 2), max(3.5, 0.3 * n_labels + 1.5)))
     im = ax.imshow(c[:, order], cmap="Blues", aspect="auto")
     ax.grid(False)
-    ax.set_yticks(range(10))
+    ax.set_yticks(range(n_labels), names)
     ax.set_ylabel("true label")
-    ax.set_xlabel("cluster" + (" (ordered by majority label)" if n_clusters > 10 else " (Hungarian order)"))
+    ax.set_xlabel("cluster" + (" (ordered by majority label)" if n_clusters > n_labels else " (Hungarian order)"))
     ax.set_xticks(range(n_clusters), [str(k) for k in order], fontsize=6 if n_clusters > 10 else 8)
     if n_clusters <= 10:
-        for i in range(10):
+        for i in range(n_labels):
             for j in range(n_clusters):
                 ax.text(j, i, str(c[i, order[j]]), ha="center", va="center", fontsize=6)
     fig.colorbar(im, ax=ax, label="test images")

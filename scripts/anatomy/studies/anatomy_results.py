@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from anatomy.studies import cifar_results, crops, crops_results, digits, digits_results
-from anatomy.studies.anatomy import PARTS, WINDOW_RUN, choose_model
+from anatomy.studies import cifar_results, crops, crops_results, digits, digits_results, iic
+from anatomy.studies.anatomy import PARTS, SUBSET_KINDS, SUBSET_RUN, WINDOW_RUN, choose_model
 
 MODEL_TEXT = {"small_cnn": "small CNN (conv 32, conv 64, max-pool, dense 128, dropout)",
               "vgg": "narrow VGG (convolutions 16-32-64 with BatchNorm, dense 128)"}
@@ -95,7 +95,9 @@ def audit(labels, pred_probs, features) -> tuple[pd.DataFrame, pd.DataFrame]:
     from cleanlab import Datalab
 
     lab = Datalab(data={"label": np.asarray(labels)}, label_name="label", verbosity=0)
-    lab.find_issues(pred_probs=pred_probs, features=features, issue_types={t: {} for t in ISSUE_TYPES})
+    # one process: cleanlab's default pool forks, and a fork of a process that has run TensorFlow can hang
+    types = {t: {} for t in ISSUE_TYPES} | {"label": {"clean_learning_kwargs": {"find_label_issues_kwargs": {"n_jobs": 1}}}}
+    lab.find_issues(pred_probs=pred_probs, features=features, issue_types=types)
     issues = pd.concat([lab.get_issues(t).filter(regex=r"^is_|_score$|_sets$") for t in ISSUE_TYPES], axis=1)
     issues = issues.rename(columns=lambda c: c.removeprefix("is_"))
     return issues, lab.get_issue_summary()
@@ -151,6 +153,145 @@ def aggregate_examples(h5, predictions) -> tuple[pd.DataFrame, pd.DataFrame, np.
     return table, summary, x_train
 
 
+def clustering_table(runs: dict, num_classes: int) -> tuple[pd.DataFrame, dict]:
+    """One row per seed (``runs`` maps (run, seed) to (history, predictions)): :func:`anatomy.studies.iic.run_row`
+    (final, loss-selected and the optimistic label-selected accuracy) with the overclustering purity at the
+    loss-selected epoch and chance (the largest class's share of the test images). The loss-selected epoch
+    and, over seeds, the loss-selected run are chosen by the IIC loss on the test pairs, never by labels.
+    Also the chosen run's key and epoch (0-based) for the confusion table."""
+    rows = []
+    for (run, seed), (h, pr) in sorted(runs.items(), key=lambda kv: kv[0][1]):
+        r = iic.run_row(h, pr, clusters=num_classes)
+        best = int(h["eval_loss"].to_numpy().argmin())
+        labels = np.asarray(pr["labels"])
+        rows.append({"seed": seed, **r, "loss_selected_eval_loss": float(h["eval_loss"].iloc[best]),
+                     "loss_selected_over_purity": float(h["test_over_purity"].iloc[best]),
+                     "chance": float(np.bincount(labels, minlength=num_classes).max() / len(labels)),
+                     "test_images": int(len(labels))})
+    df = pd.DataFrame(rows)
+    chosen = df.loc[df["loss_selected_eval_loss"].idxmin()]
+    df["chosen"] = df["seed"] == chosen["seed"]
+    key = next(k for k in runs if k[1] == chosen["seed"])
+    return df, {"key": key, "epoch": int(chosen["loss_selected_epoch"]) - 1}
+
+
+def aggregate_clustering(h5, histories, predictions) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """clustering.csv, clustering_confusion.csv (true class x cluster of the chosen run at its loss-selected epoch,
+    clusters in Hungarian order) and what the figure draws (labels, clusters, order, class names, accuracy)."""
+    from anatomy.io import read_h5_attrs
+
+    classes = list(read_h5_attrs(h5)["classes"])
+    from anatomy.io import run_and_seed
+
+    hist = read_runs(histories)[0]
+    preds = {run_and_seed(p): digits.read_predictions(p) for p in predictions}
+    runs = {key: (h, preds[key]) for key, h in hist.items()}
+    table, pick = clustering_table(runs, len(classes))
+    pr = runs[pick["key"]][1]
+    clusters = np.asarray(pr["assignments"])[pick["epoch"], 0]
+    acc, order = iic.label_order(pr["labels"], clusters, len(classes))
+    c = iic.contingency(clusters, pr["labels"], len(classes), len(classes)).T[:, order]
+    confusion = pd.DataFrame(c, columns=[f"cluster {k}" for k in order])
+    confusion.insert(0, "class", classes)
+    return table, confusion, {"labels": pr["labels"], "clusters": clusters, "order": order, "classes": classes,
+                              "accuracy": acc, "seed": pick["key"][1], "epoch": pick["epoch"] + 1}
+
+
+def subset_table(metrics: dict, n_train: int) -> pd.DataFrame:
+    """One row per subset run and seed (``metrics`` keyed by (run, seed)): kind, fraction, images, classes they
+    hold, gradient steps and final test accuracy, sorted by size then kind."""
+    rows = []
+    for (run, seed), m in metrics.items():
+        kind, fraction = SUBSET_RUN.fullmatch(run).groups()
+        rows.append({"kind": kind, "fraction": float(fraction), "images": m["train_images"], "train_images_all": n_train,
+                     "classes_in_subset": m.get("subset_classes"), "seed": seed,
+                     "gradient_steps": m["settings"]["subset"]["steps"],
+                     "test_accuracy": float(m["test"].get("accuracy", np.nan)), "diverged": bool(m.get("diverged"))})
+    df = pd.DataFrame(rows)
+    df["kind_order"] = df["kind"].map(SUBSET_KINDS.index)
+    return df.sort_values(["fraction", "kind_order", "seed"]).drop(columns="kind_order").reset_index(drop=True)
+
+
+def aggregate_subset(h5, metrics) -> pd.DataFrame:
+    """subset.csv from the subset runs' metrics.json."""
+    from anatomy.io import read_dataset_h5
+
+    _, y_train = read_dataset_h5(h5, "train")
+    return subset_table(read_runs([], metrics)[1], len(y_train))
+
+
+ENSEMBLE_METHODS = (("single", "single fold model"), ("single_tta", "single fold model + TTA"),
+                    ("ensemble", "k-fold ensemble"), ("ensemble_tta", "k-fold ensemble + TTA"))
+
+
+def bootstrap_accuracy(correct, *, resamples: int, seed: int = 0) -> tuple[float, float, str]:
+    """A 95% percentile interval of the mean accuracy of ``correct`` (trained models x test images, 0/1).
+    With two or more models both are resampled (models, then test images, with replacement): the interval covers
+    the model-to-model and the test-set noise. With one model only the test images are. Returns (low, high, over)."""
+    c = np.asarray(correct, float)
+    rng = np.random.default_rng(seed)
+    m, n = c.shape
+    acc = np.empty(resamples)
+    for b in range(resamples):
+        models = rng.integers(m, size=m) if m > 1 else np.zeros(1, int)
+        acc[b] = c[models][:, rng.integers(n, size=n)].mean()
+    over = f"{m} trained models and {n} test images" if m > 1 else f"{n} test images only (one trained model)"
+    return float(np.quantile(acc, 0.025)), float(np.quantile(acc, 0.975)), over
+
+
+def ensemble_table(preds: dict, *, resamples: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``preds`` maps (fold, seed) to a fold model's predictions (``test``, ``labels``, ``test_tta``). The single
+    models are every fold model (n = folds x seeds), the ensembles one per seed (the folds' probabilities
+    averaged, :func:`anatomy.studies.digits.ensemble`; n = seeds). Per method: mean, sd over trained models, n and
+    the bootstrap interval (:func:`bootstrap_accuracy`, and what it resamples); the gains ensemble - single and
+    TTA - none, paired by seed. Also one row per trained model (the figure's points)."""
+    seeds = sorted({s for _, s in preds})
+    labels = next(iter(preds.values()))["labels"]
+    tta = all("test_tta" in p for p in preds.values())
+    probs = {}
+    for s in seeds:
+        members = [p for (_, seed), p in sorted(preds.items()) if seed == s]
+        probs[("single", s)] = [p["test"] for p in members]
+        probs[("ensemble", s)] = [digits.ensemble([p["test"] for p in members])]
+        if tta:
+            probs[("single_tta", s)] = [p["test_tta"] for p in members]
+            probs[("ensemble_tta", s)] = [digits.ensemble([p["test_tta"] for p in members])]
+    correct = {key: [np.asarray(q).argmax(1) == labels for q in v] for key, v in probs.items()}
+    models, rows = [], []
+    for method, text in ENSEMBLE_METHODS:
+        if (method, seeds[0]) not in correct:
+            continue
+        c = np.stack([x for s in seeds for x in correct[(method, s)]])
+        acc = c.mean(1)
+        models += [{"method": method, "model": i, "test_accuracy": float(a)} for i, a in enumerate(acc)]
+        lo, hi, over = bootstrap_accuracy(c, resamples=resamples)
+        rows.append({"method": method, "description": text, "trained_models": len(acc), "seeds": len(seeds),
+                     "test_accuracy_mean": float(acc.mean()), "test_accuracy_sd": float(acc.std(ddof=1)) if len(acc) > 1
+                     else np.nan, "interval_low": lo, "interval_high": hi, "interval_over": over,
+                     "test_images": int(len(labels))})
+    table = pd.DataFrame(rows)
+    per_seed = {m: np.array([np.mean([x.mean() for x in correct[(m, s)]]) for s in seeds])
+                for m in table["method"]}
+    for name, a, b, text in (("ensemble - single", "ensemble", "single", "gain of the ensemble over its members"),
+                             ("single_tta - single", "single_tta", "single", "gain of TTA, single models"),
+                             ("ensemble_tta - ensemble", "ensemble_tta", "ensemble", "gain of TTA, ensembles")):
+        if a in per_seed:
+            d = per_seed[a] - per_seed[b]
+            table.loc[len(table)] = {"method": name, "description": f"{text} (per seed; single models: their mean)",
+                                     "trained_models": len(d), "seeds": len(seeds), "test_accuracy_mean": d.mean(),
+                                     "test_accuracy_sd": d.std(ddof=1) if len(d) > 1 else np.nan,
+                                     "interval_low": np.nan, "interval_high": np.nan,
+                                     "interval_over": "seeds", "test_images": int(len(labels))}
+    return table, pd.DataFrame(models)
+
+
+def aggregate_ensemble(predictions, *, resamples: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ensemble.csv and the per-model points from the ensemble folds' predictions.npz."""
+    from anatomy.io import run_and_seed
+
+    return ensemble_table({run_and_seed(p): digits.read_predictions(p) for p in predictions}, resamples=resamples)
+
+
 # ---------------------------------------------------------------- the one-page report
 
 FIGURE_MEANING = {
@@ -163,6 +304,13 @@ FIGURE_MEANING = {
                 "predicted classes: check these labels first.",
     "examples_datamap": "Images low on confidence and low on variability are consistently predicted as another "
                         "class (hard to learn, often mislabelled); high variability marks ambiguous ones.",
+    "clustering": "Without any label the network groups the test images; a diagonal confusion table (accuracy well "
+                  "above chance) means the classes are what separates these images most, an off-diagonal one "
+                  "that something else does (background, colour, a nuisance the transforms do not remove).",
+    "subset": "If the easiest images beat random ones at small sizes while the hardest trail, the data map ranks "
+              "usefully; hardest-first subsets that fall below random often hold mislabelled or ambiguous images.",
+    "ensemble": "The gap between the single models and their ensemble (and TTA) is worth having only where it is "
+                "larger than the single models' spread; the intervals say which noise they include.",
 }
 
 
@@ -208,7 +356,62 @@ def report(name: str, manifest: dict, s: dict, *, scale: str, tables: dict, summ
                   f"{', '.join(str(int(i)) for i in hardest['image'])}. The full ranking is examples.csv.", "",
                   "![label issues](figures/examples.png)", "", FIGURE_MEANING["examples"], "",
                   "![data map](figures/examples_datamap.png)", "", FIGURE_MEANING["examples_datamap"], ""]
+    if "clustering" in tables:
+        lines += clustering_section(tables["clustering"], tables["clustering_confusion"], s["clustering"],
+                                    channels=manifest["shape"][-1])
+    if "subset" in tables:
+        lines += subset_section(tables["subset"])
+    if "ensemble" in tables:
+        lines += ensemble_section(tables["ensemble"], s["ensemble"])
     return "\n".join(lines)
+
+
+def clustering_section(t: pd.DataFrame, confusion: pd.DataFrame, c: dict, *, channels: int) -> list[str]:
+    from anatomy.studies.anatomy import IIC
+
+    names = ", ".join(iic.TRANSFORMS if channels == 1 else iic.COLOUR_TRANSFORMS)
+    ch = t[t["chosen"]].iloc[0]
+    out = ["## Clustering without labels", "",
+           f"IIC (alpha {c['alpha']:g}, {IIC['pair'].replace('_', ' ')} of transforms {names}), {c['epochs']} epochs "
+           f"on the training images without their labels, a {len(confusion)}-way head and a "
+           f"{c['overclustering']}x overclustering head. Test accuracy (Hungarian matching) at the epoch with the "
+           "lowest IIC loss at alpha 1 on a fixed pair of test views (chosen without labels), over seeds: "
+           f"{spread(t['loss_selected_accuracy'])}; chance (the largest class) {t['chance'].iloc[0]:.3f}. Final epoch "
+           f"{spread(t['final_accuracy'])}; overclustering purity {spread(t['loss_selected_over_purity'])}. "
+           f"The best epoch by the labels would report {spread(t['label_selected_accuracy_optimistic'])} "
+           "(optimistic, shown only for contrast). Confusion (test images) of the run with the lowest IIC loss "
+           f"(seed {int(ch['seed'])}, epoch {int(ch['loss_selected_epoch'])}):", "",
+           "| " + " | ".join(confusion.columns) + " |", "|" + " --- |" * len(confusion.columns)]
+    out += ["| " + " | ".join(str(v) for v in r) + " |" for r in confusion.itertuples(index=False)]
+    return out + ["", "![clustering](figures/clustering.png)", "", FIGURE_MEANING["clustering"], ""]
+
+
+def subset_section(t: pd.DataFrame) -> list[str]:
+    out = ["## Training-set size and the data map", "",
+           f"Each subset is trained for {int(t['gradient_steps'].iloc[0])} gradient steps, whatever its size; easy "
+           "and hard are the images with the highest and lowest data-map confidence (the examples part), random a "
+           f"seeded draw. Test accuracy, mean ± sd over seeds (n):", "",
+           "| training images | " + " | ".join(SUBSET_KINDS) + " |", "| --- |" + " --- |" * len(SUBSET_KINDS)]
+    for (fraction, images), g in t.groupby(["fraction", "images"], sort=True):
+        cells = [spread(g.loc[g["kind"] == k, "test_accuracy"]) for k in SUBSET_KINDS]
+        out.append(f"| {images} ({fraction:.0%}) | " + " | ".join(cells) + " |")
+    return out + ["", "![subset](figures/subset.png)", "", FIGURE_MEANING["subset"], ""]
+
+
+def ensemble_section(t: pd.DataFrame, e: dict) -> list[str]:
+    out = ["## Ensemble and test-time augmentation", "",
+           f"{e['folds']} fold models per seed ({len(e['seeds'])} seeds, {e['epochs']} epochs each, trained with "
+           f"affine augmentation), each trained on {e['folds'] - 1} of {e['folds']} folds of the training split; "
+           f"the ensemble averages a seed's fold models, TTA averages {e['tta']} augmented copies of each test image "
+           "with the image. Test accuracy: mean ± sd over trained models, and a 95% bootstrap interval "
+           f"({e['bootstrap']} resamples) over what the last column says:", "",
+           "| method | test accuracy (sd, n models) | 95% interval | interval over |", "| --- | --- | --- | --- |"]
+    for r in t.itertuples():
+        sd = "" if not np.isfinite(r.test_accuracy_sd) else f" ± {r.test_accuracy_sd:.3f}"
+        ci = f"[{r.interval_low:.3f}, {r.interval_high:.3f}]" if np.isfinite(r.interval_low) else "-"
+        out.append(f"| {r.description} | "
+                   f"{r.test_accuracy_mean:.3f}{sd} (n = {r.trained_models}) | {ci} | {r.interval_over} |")
+    return out + ["", "![ensemble](figures/ensemble.png)", "", FIGURE_MEANING["ensemble"], ""]
 
 
 def provenance(name: str, source: str, scale: str) -> str:
@@ -220,7 +423,7 @@ def write_report(path, inputs: dict, *, name: str, settings: dict, scale: str) -
     """Write :func:`report` from the part tables' paths (``inputs``: part -> csv, ``examples_audit``, ``manifest``)."""
     from anatomy.io import atomic_path, read_json
 
-    tables = {p: pd.read_csv(inputs[p]) for p in PARTS if p in inputs}
+    tables = {p: pd.read_csv(inputs[p]) for p in (*PARTS, "clustering_confusion") if p in inputs}
     summary = pd.read_csv(inputs["examples_audit"]) if "examples_audit" in inputs else None
     text = report(name, read_json(inputs["manifest"]), settings, scale=scale, tables=tables, summary=summary)
     with atomic_path(path) as tmp:

@@ -76,6 +76,27 @@ def matched_schedule(budget_steps: int, steps_per_epoch: int) -> tuple[int, int]
     return epochs, budget_steps - (epochs - 1) * steps_per_epoch
 
 
+def stop_at_steps(budget_steps: int, steps_per_epoch: int):
+    """A Keras callback that stops training after exactly ``budget_steps`` gradient steps (train for
+    :func:`matched_schedule`'s epochs) and logs ``gradient_steps`` each epoch; the count follows from the epoch,
+    so it survives resume."""
+    import keras
+
+    class StopAtSteps(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch * steps_per_epoch + batch + 1 >= budget_steps:
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["gradient_steps"] = min(budget_steps, (epoch + 1) * steps_per_epoch)
+
+    return StopAtSteps()
+
+
 def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, kind: str, size: int | None,
                 subset_seed: int | None, run_settings: RunSettings, budget_steps: int | None = None) -> dict:
     """Train on a fixed subset under the training contract, with one of two budgets.
@@ -115,25 +136,11 @@ def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, k
             if metric > stop["target"]:
                 self.model.stop_training = True
 
-    class StopAtSteps(keras.callbacks.Callback):
-        """Stops after exactly ``budget_steps`` steps; the count follows from the epoch, so it survives resume."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-
-        def on_train_batch_end(self, batch, logs=None):
-            if self.epoch * steps_per_epoch + batch + 1 >= budget_steps:
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch, logs=None):
-            if logs is not None:
-                logs["gradient_steps"] = min(budget_steps, (epoch + 1) * steps_per_epoch)
-
     if budget_steps is None:
         epochs, callbacks, budget = stop["max_epochs"], [StopAtTarget()], STOP_AT_TARGET
     else:
         epochs, _ = matched_schedule(int(budget_steps), steps_per_epoch)
-        callbacks, budget = [StopAtSteps()], MATCHED_STEPS
+        callbacks, budget = [stop_at_steps(int(budget_steps), steps_per_epoch)], MATCHED_STEPS
     arrays = {}
 
     def evaluate(m):

@@ -195,6 +195,21 @@ def file_fingerprint(path, *, model: str = "cnn_medium") -> str:
 
 
 # ------------------------------------------------------------ one model
+def tta_probabilities(model, x, probs, *, aug: dict, copies: int, seed: int) -> np.ndarray:
+    """Test-time augmentation: ``probs`` (the model's on ``x``, float images) averaged with its probabilities on
+    ``copies`` augmented copies of ``x`` (``aug`` applied to every image, seeded by (seed, 1,000,000 + copy))."""
+    import tensorflow as tf
+
+    from anatomy.training.augment import augment_batch
+
+    out = [probs]
+    xt = tf.constant(x)
+    for c in range(copies):
+        xa = augment_batch(xt, tf.constant([seed, 1_000_000 + c], tf.int64), {**aug, "probability": 1.0})
+        out.append(model.predict(xa, batch_size=1000, verbose=0))
+    return np.mean(out, axis=0).astype(np.float32)
+
+
 def train_digits_model(*, arrays, folds, init_weights, test_labels, files: dict, params: dict, part: str,
                        run_settings: RunSettings, init_seed: int | None = None) -> dict:
     """Train CNNMedium once under the training contract and write its predictions.
@@ -215,8 +230,6 @@ def train_digits_model(*, arrays, folds, init_weights, test_labels, files: dict,
 
     device = configure_tensorflow(run_settings)
     seed = run_settings.seed
-    import tensorflow as tf
-
     from anatomy.models.cnn_medium import cnn_medium, compile_cnn_medium
     from anatomy.training.augment import augment_batch
     from anatomy.training.contract import fit_with_contract
@@ -252,12 +265,7 @@ def train_digits_model(*, arrays, folds, init_weights, test_labels, files: dict,
             test_probs["test"] = m.predict(scale(x_test), batch_size=1000, verbose=0)
         out = {"test": test_probs["test"].astype(np.float32)}
         if params.get("tta") and aug:
-            copies = [out["test"]]
-            xt = tf.constant(scale(x_test))
-            for c in range(params["tta"]):
-                xa = augment_batch(xt, tf.constant([seed, 1_000_000 + c], tf.int64), {**aug, "probability": 1.0})
-                copies.append(m.predict(xa, batch_size=1000, verbose=0))
-            out["test_tta"] = np.mean(copies, axis=0).astype(np.float32)
+            out["test_tta"] = tta_probabilities(m, scale(x_test), out["test"], aug=aug, copies=params["tta"], seed=seed)
         images = split["image"].to_numpy()
         probs = m.predict(scale(x_all[images]), batch_size=1000, verbose=0).astype(np.float32)
         out.update(images=images, labels=y_all[images], probs=probs, losses=cross_entropy(probs, y_all[images]),

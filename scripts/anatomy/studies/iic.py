@@ -18,6 +18,8 @@ import numpy as np
 from anatomy.training.setup import RunSettings
 
 TRANSFORMS = ("rotate", "distort", "binarize", "noise")
+# Colour images: the geometric transforms, a colour jitter and noise, each per channel (binarize is for ink on paper).
+COLOUR_TRANSFORMS = ("rotate", "distort", "jitter", "noise")
 PAIRS = ("image_and_twin", "two_twins")
 
 
@@ -51,6 +53,11 @@ def make_twin(x, seed, names, p: dict):
         out = augment_batch(out, tf.random.experimental.stateless_fold_in(seed, 1), aug)
     if "binarize" in names:
         out = tf.cast(out > p["binarize_threshold"], out.dtype)
+    if "jitter" in names:
+        shape = tf.stack([tf.shape(out)[0], 1, 1, tf.shape(out)[3]])
+        gain, shift = (tf.random.stateless_uniform(shape, tf.random.experimental.stateless_fold_in(seed, k),
+                                                   -p["jitter"] * w, p["jitter"] * w) for k, w in ((4, 1.0), (5, 0.5)))
+        out = tf.clip_by_value(out * (1.0 + gain) + shift, 0.0, 1.0)
     if "noise" in names:
         noise = tf.random.stateless_normal(tf.shape(out), tf.random.experimental.stateless_fold_in(seed, 2),
                                            stddev=p["noise_std"])
@@ -94,6 +101,68 @@ def purity(labels, clusters, n_clusters: int, n_labels: int = 10) -> float:
     return float(c.max(axis=1).sum() / max(1, len(labels)))
 
 
+def evaluation_callback(net, x_eval, y_eval, x_eval_a, x_eval_b, *, alpha: float, alpha_over: float, clusters: int,
+                        overclusters: int, n_labels: int = 10, keep_assignments: bool = False):
+    """The per-epoch evaluation of an IIC run on held-out images ``x_eval`` and their fixed pair
+    (``x_eval_a``, ``x_eval_b``; ``x_eval_a is x_eval`` for the post's pair): the IIC loss of the pair
+    (``eval_loss``, label-free: the model-selection criterion), the Hungarian accuracy of the ``clusters``-way
+    head and the purity of the ``overclusters``-way head against ``y_eval`` (labels 0..n_labels-1, used only to
+    score), the joint matrix P of the main head and, with ``keep_assignments``, each image's cluster and
+    overcluster (``assignments``: per epoch, for a confusion table at the loss-selected epoch). A Keras callback
+    whose record is backed up with the run."""
+    import tensorflow as tf
+
+    from anatomy.models.iic_net import iic_loss, joint_distribution
+    from anatomy.training.contract import RecordEachEpoch
+
+    net_out = lambda x: net.predict(x, batch_size=1000, verbose=0)  # noqa: E731
+
+    class Evaluate(RecordEachEpoch):
+        name, fields = "iic_evaluate", ("p_history", "assignments")
+
+        def on_epoch_end(self, epoch, logs=None):
+            z, z_over = net_out(x_eval)  # the clusters of the images themselves: what is scored with labels
+            za, za_over = (z, z_over) if x_eval_a is x_eval else net_out(x_eval_a)  # no second pass over x
+            zt, zt_over = net_out(x_eval_b)
+            # the pair loss of the outputs above (inference mode: the same as one pass over both views)
+            lz, lo = (float(iic_loss(tf.constant(a), tf.constant(b), w))
+                      for a, b, w in ((za, zt, alpha), (za_over, zt_over, alpha_over)))
+            loss = (lz + lo) / 2.0
+            acc, _ = hungarian_accuracy(y_eval, z.argmax(1), max(clusters, n_labels))
+            logs.update({"eval_loss": float(loss), "eval_loss_z": float(lz), "eval_loss_z_over": float(lo),
+                         "test_accuracy": acc,
+                         "test_over_purity": purity(y_eval, z_over.argmax(1), overclusters, n_labels)})
+            self.p_history.append(np.asarray(joint_distribution(tf.constant(za), tf.constant(zt))).round(6).tolist())
+            if keep_assignments:
+                self.assignments.append([z.argmax(1).tolist(), z_over.argmax(1).tolist()])
+
+    return Evaluate()
+
+
+def iic_trainer(x_train, params: dict, *, names, alpha: float, alpha_over: float, seed: int):
+    """The IIC network for ``x_train``'s image shape, its compiled :class:`IICTrainer` and the pairs it trains on.
+
+    ``params``: ``clusters``, ``overclusters``, ``widths``, ``batch_size``, ``learning_rate``,
+    ``alpha_warmup_epochs``, ``pair`` and ``transforms`` (the parameters of ``names``). Returns
+    ``(net, trainer, data, warmup_steps)``; ``data`` is an :class:`ArrayData` of (pair, unused label) batches.
+    """
+    import keras
+
+    from anatomy.models.iic_net import IICTrainer, iic_net
+    from anatomy.training.pipeline import ArrayData
+
+    net = iic_net(input_shape=tuple(x_train.shape[1:]), clusters=params["clusters"],
+                  overclusters=params["overclusters"], widths=tuple(params["widths"]))
+    pair = lambda x, s: make_pair(x, s, names, params["transforms"], params["pair"])  # noqa: E731
+    data = ArrayData(x_train, np.zeros(len(x_train), np.int64), batch_size=params["batch_size"], seed=seed,
+                     augment=pair)
+    warmup_steps = round(params["alpha_warmup_epochs"] * data.steps_per_epoch)
+    trainer = IICTrainer(net, alpha=alpha, alpha_over=alpha_over, alpha_warmup_steps=warmup_steps)
+    trainer.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]))
+    trainer.build((None, *x_train.shape[1:]))
+    return net, trainer, data, warmup_steps
+
+
 def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: float, alpha_over: float,
                   run_settings: RunSettings) -> dict:
     """Train one IIC model under the training contract; writes predictions.npz beside it.
@@ -107,13 +176,10 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
 
     device = configure_tensorflow(run_settings)
     seed = run_settings.seed
-    import keras
     import tensorflow as tf
 
     from anatomy.io import read_dataset_h5, write_npz
-    from anatomy.models.iic_net import IICTrainer, iic_loss, iic_net, joint_distribution
     from anatomy.training.contract import fit_with_contract
-    from anatomy.training.pipeline import ArrayData
 
     names = transform_names(transform_set)
     tp = params["transforms"]
@@ -124,44 +190,12 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
     # the label-free selection criterion scores the same kind of pair the model trains on (fixed seeds)
     x_eval_a, x_eval_b = make_pair(x_eval, tf.constant([seed, 999_999], tf.int64), names, tp, params["pair"])
 
-    net = iic_net(clusters=params["clusters"], overclusters=params["overclusters"], widths=tuple(params["widths"]))
-    pair = lambda x, s: make_pair(x, s, names, tp, params["pair"])  # noqa: E731
-    data = ArrayData(x_train, np.zeros(len(x_train), np.int64), batch_size=params["batch_size"], seed=seed,
-                     augment=pair)
-    warmup_steps = round(params["alpha_warmup_epochs"] * data.steps_per_epoch)
-    trainer = IICTrainer(net, alpha=alpha, alpha_over=alpha_over, alpha_warmup_steps=warmup_steps)
-    trainer.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]))
-    trainer.build((None, 28, 28, 1))
+    net, trainer, data, warmup_steps = iic_trainer(x_train, params, names=names, alpha=alpha, alpha_over=alpha_over,
+                                                   seed=seed)
     net_out = lambda x: net.predict(x, batch_size=1000, verbose=0)  # noqa: E731
 
-    class Evaluate(keras.callbacks.Callback):
-        name = "iic_evaluate"
-
-        def __init__(self):
-            super().__init__()
-            self.p_history = []
-
-        def get_state(self):
-            return {"p_history": self.p_history}
-
-        def set_state(self, state):
-            self.p_history = state["p_history"]
-
-        def on_epoch_end(self, epoch, logs=None):
-            z, z_over = net_out(x_eval)  # the clusters of the images themselves: what is scored with labels
-            za, za_over = (z, z_over) if x_eval_a is x_eval else net_out(x_eval_a)  # no second pass over x
-            zt, zt_over = net_out(x_eval_b)
-            # the pair loss of the outputs above (inference mode: the same as one pass over both views)
-            lz, lo = (float(iic_loss(tf.constant(a), tf.constant(b), w))
-                      for a, b, w in ((za, zt, alpha), (za_over, zt_over, alpha_over)))
-            loss = (lz + lo) / 2.0
-            acc, _ = hungarian_accuracy(y_test, z.argmax(1), params["clusters"])
-            logs.update({"eval_loss": float(loss), "eval_loss_z": float(lz), "eval_loss_z_over": float(lo),
-                         "test_accuracy": acc,
-                         "test_over_purity": purity(y_test, z_over.argmax(1), params["overclusters"])})
-            self.p_history.append(np.asarray(joint_distribution(tf.constant(za), tf.constant(zt))).round(6).tolist())
-
-    evaluate_cb = Evaluate()
+    evaluate_cb = evaluation_callback(net, x_eval, y_test, x_eval_a, x_eval_b, alpha=alpha, alpha_over=alpha_over,
+                                      clusters=params["clusters"], overclusters=params["overclusters"])
 
     def finish(m, metrics):
         z, z_over = net_out(x_eval)

@@ -107,6 +107,26 @@ class EvaluateEachEpoch(keras.callbacks.Callback):
         logs.update({f"{self.prefix}{k}": float(v) for k, v in res.items()})
 
 
+class RecordEachEpoch(keras.callbacks.Callback):
+    """A callback that keeps per-epoch records in the lists named by ``fields`` (each starts empty), backed up
+    with the run under its ``name`` (:func:`fit_with_contract`), so a resumed run keeps the epochs before the kill."""
+
+    name = "record"
+    fields: tuple = ()
+
+    def __init__(self):
+        super().__init__()
+        for f in self.fields:
+            setattr(self, f, [])
+
+    def get_state(self):
+        return {f: getattr(self, f) for f in self.fields}
+
+    def set_state(self, state):
+        for f in self.fields:
+            setattr(self, f, state.get(f, []))
+
+
 class HistoryRecorder(keras.callbacks.Callback):
     """Appends one row per finished epoch to ``rows`` and prints one progress line (no carriage-return bars)."""
 
