@@ -215,7 +215,10 @@ rule anatomy_examples:
 
 def anatomy_clustering_runs(wc, kind="history.csv"):
     c = settings(ANATOMY[wc.name])["clustering"]
-    return [f"{anatomy_dir(wc.name)}/clustering/iic/seed{seed}/{kind}" for seed in c["seeds"]]
+    return [
+        f"{anatomy_dir(wc.name)}/clustering/iic/seed{seed}/{kind}"
+        for seed in c["seeds"]
+    ]
 
 
 rule anatomy_clustering:

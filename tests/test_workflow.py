@@ -42,7 +42,7 @@ def test_tiny_run_writes_every_output_and_they_parse(tiny_workflow):
     assert (run / "model.keras").stat().st_size > 0
     log = (r / "logs" / "crops" / "baseline" / "seed1.log").read_text()
     assert "epoch 2/2" in log and "\r" not in log
-    assert (r / "benchmarks" / "crops" / "baseline_seed1.tsv").exists()
+    assert (r / "benchmarks" / "crops" / "baseline" / "seed1.tsv").exists()
     assert_figure(r / "crops" / "figures" / "baseline_curves.png")
     assert not (r / ".resume" / "crops" / "baseline" / "seed1").exists()  # backup removed once complete
 
