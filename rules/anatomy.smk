@@ -11,7 +11,7 @@ from anatomy.studies.anatomy import (
     window_grid,
     window_run,
 )
-from anatomy.studies.anatomy_results import provenance
+from anatomy.studies.anatomy_report import provenance
 
 ANATOMY = config.get("anatomy") or {}
 ANATOMY_NAMES = "|".join(re.escape(n) for n in ANATOMY) or "(?!)"

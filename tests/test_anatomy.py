@@ -19,6 +19,7 @@ from anatomy.config import ConfigError, deep_merge, load_yaml, validate_config
 from anatomy.data.example import CLASSES, SIGNAL, example_images
 from anatomy.io import read_json, write_dataset_h5
 from anatomy.studies import anatomy as A
+from anatomy.studies import anatomy_report as report
 from anatomy.studies import anatomy_results as R
 from anatomy.studies.crops import window_mask
 from anatomy.training.setup import RunSettings
@@ -124,7 +125,7 @@ def test_window_heatmap_peaks_where_the_signal_is(tmp_path):
     assert peak["test_accuracy"] > 0.8 and w["test_accuracy"].drop(peak.name).max() < 0.6, accs
     from anatomy.plots.anatomy import windows
 
-    windows(table, x_test, tmp_path / "windows.png", provenance=R.provenance("bars", "npz", "tiny"))
+    windows(table, x_test, tmp_path / "windows.png", provenance=report.provenance("bars", "npz", "tiny"))
     assert (tmp_path / "windows.png").stat().st_size > 0
 
 
@@ -218,7 +219,7 @@ def test_an_rgb_dataset_runs_every_part_end_to_end(tmp_path):
              "windows": {"size": 12, "epochs": 1, "seeds": [0]}, "examples": {"folds": 2, "epochs": 2, "top": 6},
              "clustering": {"epochs": 4, "batch_size": 40}, "subset": {"sizes": [0.5], "steps": 6, "seeds": [0, 1]},
              "ensemble": {"folds": 2, "epochs": 1, "seeds": [0, 1], "tta": 1, "bootstrap": 200}}
-    s, out, prov = A.settings(entry), tmp_path / "out", R.provenance("colours", "npz", "tiny")
+    s, out, prov = A.settings(entry), tmp_path / "out", report.provenance("colours", "npz", "tiny")
     (out / "figures").mkdir(parents=True)
     d = _train(h5, tmp_path, "memorisation", "clean", entry)
     table, curves, chance = R.aggregate_memorisation(h5, [d / "history.csv"], [d / "metrics.json"])
@@ -269,7 +270,7 @@ def test_an_rgb_dataset_runs_every_part_end_to_end(tmp_path):
                 "source": "npz"}
     (out / "manifest.json").write_text(json.dumps(manifest))
     inputs = {p: out / f"{p}.csv" for p in (*A.PARTS, "examples_audit", "clustering_confusion")}
-    R.write_report(out / "anatomy.md", {**inputs, "manifest": out / "manifest.json"}, name="colours", settings=s,
+    report.write_report(out / "anatomy.md", {**inputs, "manifest": out / "manifest.json"}, name="colours", settings=s,
                    scale="tiny")
     md = (out / "anatomy.md").read_text()
     for section in ("## Memorisation", "## Where the signal is", "## Examples", "## Clustering without labels",

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anatomy.studies import iic
+from anatomy.studies import iic, iic_results
 
 from conftest import assert_figure
 
@@ -220,8 +220,8 @@ def test_run_row_flags_a_run_that_ended_at_the_uniform_point():
                          "test_over_purity": [0.3, 0.4], "seconds": [1.0, 1.0]})
     flat = {"z": np.full((50, 10), 0.1)}
     sharp = {"z": np.eye(10)[np.arange(50) % 10] * 0.99 + 0.001}
-    assert iic.run_row(hist, flat, clusters=10)["at_uniform_point"]
-    assert not iic.run_row(hist, sharp, clusters=10)["at_uniform_point"]
+    assert iic_results.run_row(hist, flat, clusters=10)["at_uniform_point"]
+    assert not iic_results.run_row(hist, sharp, clusters=10)["at_uniform_point"]
 
 
 def test_collect_reads_each_runs_parameters_from_its_metrics_not_its_path(tmp_path):
@@ -237,12 +237,12 @@ def test_collect_reads_each_runs_parameters_from_its_metrics_not_its_path(tmp_pa
             "transform_set": "rotate", "alpha": alpha, "alpha_over": alpha, "seed": 7, "alpha_warmup_steps": 6,
             "params": {"clusters": 10, "overclusters": 50, "batch_size": batch}}))
         files.append((d / "history.csv", d / "predictions.npz", d / "metrics.json"))
-    runs, hists, preds = iic.collect(files)
+    runs, hists, preds = iic_results.collect(files)
     assert runs[["transform_set", "alpha", "seed"]].values.tolist() == [["rotate", 1.0, 7], ["rotate", 10.0, 7]]
     assert runs["uniform_is_batch_optimum"].tolist() == [False, True]  # alpha 10, 50 clusters, batch 100
     assert runs["at_uniform_point"].all() and set(hists) == set(preds) == {("rotate", 1.0, 1.0, 7),
                                                                           ("rotate", 10.0, 10.0, 7)}
-    assert iic.summarise(runs)["uniform_is_batch_optimum"].tolist() == [0, 1]
+    assert iic_results.summarise(runs)["uniform_is_batch_optimum"].tolist() == [0, 1]
 
 
 def test_figure_runs_pick_every_set_at_the_largest_alphas_and_every_alpha_on_the_first_set():
@@ -250,10 +250,10 @@ def test_figure_runs_pick_every_set_at_the_largest_alphas_and_every_alpha_on_the
 
     runs = pd.DataFrame([{"transform_set": t, "alpha": a, "alpha_over": a, "seed": s}
                          for t in ("all", "rotate") for a in (1.0, 10.0) for s in (1, 0)])
-    f = iic.figure_runs(runs)
+    f = iic_results.figure_runs(runs)
     assert f["sets"] == ["all", "rotate"] and f["alphas"] == [(1.0, 1.0), (10.0, 10.0)] and f["seed"] == 0
     assert f["by_set"] == {"all": ("all", 10.0, 10.0, 0), "rotate": ("rotate", 10.0, 10.0, 0)}
     assert f["by_alpha"] == {(1.0, 1.0): ("all", 1.0, 1.0, 0), (10.0, 10.0): ("all", 10.0, 10.0, 0)}
     assert f["headline"] == ("all", 10.0, 10.0, 0)
-    acc, order = iic.label_order(np.array([0, 0, 1, 2]), np.array([2, 2, 0, 1]), 3)
+    acc, order = iic_results.label_order(np.array([0, 0, 1, 2]), np.array([2, 2, 0, 1]), 3)
     assert acc == 1.0 and order.tolist() == [2, 0, 1]  # cluster 2 is label 0, cluster 0 label 1, ...

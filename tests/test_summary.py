@@ -10,7 +10,7 @@ import pytest
 
 from anatomy import summary
 from anatomy import verdicts as v
-from anatomy.studies import cifar_results, crops_results, iic
+from anatomy.studies import cifar_results, crops_results, iic_results
 
 from conftest import ROOT
 
@@ -103,16 +103,16 @@ def _iic_runs(acc1, acc10):
 
 
 def test_iic_attainment_is_directional_and_the_gain_is_paired():
-    rows = _by_key(iic.claims_evidence(_iic_runs([0.8795], [0.778])))
+    rows = _by_key(iic_results.claims_evidence(_iic_runs([0.8795], [0.778])))
     assert rows["alpha1"]["verdict"] == v.ATTAINED and rows["alpha1"]["n"] == 1  # above 0.85: supports it
     assert rows["alpha10"]["verdict"] == v.ONE_RUN and rows["alpha10_gain"]["verdict"] == v.ONE_RUN
-    three = _by_key(iic.claims_evidence(_iic_runs([0.88, 0.86, 0.87], [0.10, 0.11, 0.12])), scale="full")
+    three = _by_key(iic_results.claims_evidence(_iic_runs([0.88, 0.86, 0.87], [0.10, 0.11, 0.12])), scale="full")
     assert three["alpha10"]["verdict"] == v.CONTRADICTED and three["alpha10_gain"]["verdict"] == v.CONTRADICTED
     assert "3 of 3 runs ended at the uniform point" in three["alpha10"]["finding"]
 
 
 def test_write_summary_opens_with_one_line_per_claim_then_details(tmp_path):
-    table = summary.judged_table(iic.claims_evidence(_iic_runs([0.88, 0.86], [0.9, 0.95])), data="MNIST x",
+    table = summary.judged_table(iic_results.claims_evidence(_iic_runs([0.88, 0.86], [0.9, 0.95])), data="MNIST x",
                                  scale="laptop")
     df = summary.write_summary(table, tmp_path / "s.csv", tmp_path / "s.md")
     md = (tmp_path / "s.md").read_text()

@@ -42,7 +42,7 @@ def judged_table(items, *, data: str, scale: str) -> pd.DataFrame:
 
 
 # Each study and the module under anatomy.studies that holds its claims (with its tables).
-STUDIES = {"crops": "crops_results", "cifar": "cifar_results", "iic": "iic", "coreset": "coreset_results",
+STUDIES = {"crops": "crops_results", "cifar": "cifar_results", "iic": "iic_results", "coreset": "coreset_results",
            "digits": "digits_results"}
 
 

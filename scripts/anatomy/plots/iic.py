@@ -6,7 +6,8 @@ import numpy as np
 
 from anatomy.io import atomic_path
 from anatomy.plots.style import plt, save, titled
-from anatomy.studies.iic import cluster_examples, contingency, figure_runs, label_order
+from anatomy.studies.iic import contingency
+from anatomy.studies.iic_results import cluster_examples, figure_runs, label_order
 
 
 def transforms_figure(examples_by_set: dict, out_png, *, provenance: str) -> None:
@@ -111,7 +112,7 @@ def overcluster_examples(groups, out_png, *, provenance: str) -> None:
 
 
 def aggregate_figures(runs, hist: dict, preds: dict, x_test, out, *, k: int, k_over: int, provenance: str) -> None:
-    """Every figure of rule iic_aggregate, from :func:`anatomy.studies.iic.collect`'s result and the test images."""
+    """Every figure of rule iic_aggregate, from :func:`anatomy.studies.iic_results.collect`'s result and the test images."""
     f, prov = figure_runs(runs), provenance
     head_alpha, seed0, head_set = f["alphas"][-1], f["seed"], f["sets"][0]
     transforms_figure({t: (preds[r]["examples"][0] / 255.0, preds[r]["twins"][:, 0]) for t, r in f["examples"].items()},
