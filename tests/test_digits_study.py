@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import re
 from pathlib import Path
 
@@ -434,6 +435,19 @@ def test_augmentation_parameters_stay_within_their_ranges_and_p_is_respected(tf,
         assert (p[k][~on] == identity).all(), k
     fwd, inv = aug_mod.affine_matrices(aug_mod.affine_parameters(_seed(), 100, AUG))
     assert fwd.shape == (100, 2, 3) and inv.shape == (100, 8)
+
+
+def test_a_half_turn_of_a_non_square_image_is_about_its_own_centre(tf, aug_mod):
+    """Rotating by 180 degrees about the centre of an H x W image flips both axes, whatever H and W."""
+    x = np.random.default_rng(0).random((1, 6, 10, 3)).astype(np.float32)  # 6 rows, 10 columns, colour
+    half_turn = {"probability": 1.0, "scale": (1.0, 1.0), "rotation_deg": 180.0, "shear_deg": 0.0,
+                 "translation_px": 0.0}
+    params = aug_mod.affine_parameters(_seed(), 1, half_turn)
+    params["rotation"] = tf.constant([math.pi], tf.float32)  # exactly a half turn (the draw is within +-180)
+    _, inv = aug_mod.affine_matrices(params, height=6, width=10)
+    out = tf.raw_ops.ImageProjectiveTransformV3(images=tf.constant(x), transforms=inv, output_shape=[6, 10],
+                                                fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+    np.testing.assert_allclose(out.numpy(), x[:, ::-1, ::-1, :], atol=1e-4)
 
 
 def test_a_bright_pixel_moves_at_most_a_few_pixels_and_matches_the_forward_matrix(tf, aug_mod):

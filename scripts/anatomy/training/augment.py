@@ -38,35 +38,37 @@ def affine_parameters(seed_pair, n: int, aug: dict):
     return out
 
 
-def affine_matrices(params: dict, side: int = 28):
+def affine_matrices(params: dict, height: int = 28, width: int | None = None):
     """Forward 2x3 matrices (input pixel -> output pixel, (x=column, y=row)) and the 8-vectors
-    ``ImageProjectiveTransformV3`` wants (output -> input).
+    ``ImageProjectiveTransformV3`` wants (output -> input), for images of ``height`` x ``width``
+    (``width``: ``height`` when not given).
 
     The linear part is scikit-image's ``AffineTransform`` (what the kernel
     called per image): ``[[sx cos r, -sy sin(r + sh)], [sx sin r, sy cos(r + sh)]]``,
-    applied about the image centre, then the translation.
+    applied about the image centre ((width - 1) / 2, (height - 1) / 2), then the translation.
     """
     sx, sy, r, sh = params["scale_x"], params["scale_y"], params["rotation"], params["shear"]
     a, b = sx * tf.cos(r), -sy * tf.sin(r + sh)
     c, d = sx * tf.sin(r), sy * tf.cos(r + sh)
-    centre = (side - 1) / 2.0
+    cx, cy = ((width or height) - 1) / 2.0, (height - 1) / 2.0
     tx, ty = params["tx"], params["ty"]
     # forward: p_out = M (p_in - centre) + centre + t
-    fwd = tf.stack([tf.stack([a, b, centre + tx - a * centre - b * centre], -1),
-                    tf.stack([c, d, centre + ty - c * centre - d * centre], -1)], 1)
+    fwd = tf.stack([tf.stack([a, b, cx + tx - a * cx - b * cy], -1),
+                    tf.stack([c, d, cy + ty - c * cx - d * cy], -1)], 1)
     det = a * d - b * c
     ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
     # inverse: p_in = M^-1 (p_out - centre - t) + centre
-    ox, oy = centre + tx, centre + ty
-    inv = tf.stack([ia, ib, centre - ia * ox - ib * oy, ic, id_, centre - ic * ox - id_ * oy,
+    ox, oy = cx + tx, cy + ty
+    inv = tf.stack([ia, ib, cx - ia * ox - ib * oy, ic, id_, cy - ic * ox - id_ * oy,
                     tf.zeros_like(a), tf.zeros_like(a)], -1)
     return fwd, inv
 
 
 def augment_batch(x, seed_pair, aug: dict):
-    """One fused projective transform for the whole float batch N x 28 x 28 x 1 (bilinear, zero fill)."""
+    """One fused projective transform for the whole float batch N x H x W x C (bilinear, zero fill), about
+    each image's centre."""
     n = tf.shape(x)[0]
-    _, inv = affine_matrices(affine_parameters(seed_pair, n, aug), side=x.shape[1] or 28)
+    _, inv = affine_matrices(affine_parameters(seed_pair, n, aug), height=x.shape[1] or 28, width=x.shape[2])
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=x, transforms=inv, output_shape=tf.shape(x)[1:3], fill_value=0.0,
         interpolation="BILINEAR", fill_mode="CONSTANT")
