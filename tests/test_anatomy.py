@@ -286,19 +286,42 @@ def test_an_rgb_dataset_runs_every_part_end_to_end(tmp_path):
 
 
 @pytest.mark.workflow
+def _write_sources(tmp_path) -> dict:
+    """The example's bars as a grey npz (``bars``) and, tinted into three colour channels, as a folder of
+    PNGs (``shapes``): the two other sources, beside the shipped CSV example."""
+    from PIL import Image
+
+    splits = {"train": example_images(60, seed=0), "test": example_images(30, seed=1)}
+    np.savez(tmp_path / "bars.npz", x_train=splits["train"][0], y_train=splits["train"][1],
+             x_test=splits["test"][0], y_test=splits["test"][1])
+    for split, (x, y) in splits.items():
+        for i, (img, label) in enumerate(zip(x, y)):
+            path = tmp_path / "shapes" / split / CLASSES[label] / f"{i:03d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.stack([img, img[::-1], 255 - img], axis=-1)).save(path)
+    return {"bars": {"source": "npz", "path": "bars.npz", "classes": list(CLASSES)},
+            "shapes": {"source": "folder", "path": "shapes"}}
+
+
 def test_example_anatomy_runs_and_names_the_dataset(tmp_path):
+    """The shipped CSV example, a grey npz and an RGB image folder, each through the workflow to its report."""
     example = yaml.safe_load((ROOT / "config" / "datasets" / "example.yaml").read_text())
     small = {"memorisation": {"epochs": 2, "label_noise": [], "permutation": False}}
-    wf = Workflow(tmp_path, tiny_config({"datasets": example["datasets"], "anatomy": {"example": small}}))
+    datasets = {**example["datasets"], **_write_sources(tmp_path)}
+    wf = Workflow(tmp_path, tiny_config({"datasets": datasets, "anatomy": {name: small for name in datasets}}))
     shutil.copytree(ROOT / "resources" / "example", tmp_path / "resources" / "example")
-    wf.run("results/datasets/example/anatomy.md")
-    out = tmp_path / "results" / "datasets" / "example"
-    md = (out / "anatomy.md").read_text()
-    assert "# The anatomy of 'example'" in md and "Config: tiny" in md and "figures/memorisation.png" in md
-    assert (out / "figures" / "memorisation.png").exists()
-    for f in (out / "anatomy.md", out / "memorisation.csv"):
-        assert "mnist" not in f.read_text().lower()
-    assert read_json(out / "memorisation" / "clean" / "seed0" / "metrics.json")["model"] == "small_cnn"
+    wf.run(*[f"results/datasets/{name}/anatomy.md" for name in datasets])
+    in_order, by_folder = ", ".join(CLASSES), ", ".join(sorted(CLASSES))  # a folder's classes: its sorted names
+    for name, channels, classes, model in (("example", 1, in_order, "small_cnn"), ("bars", 1, in_order, "small_cnn"),
+                                           ("shapes", 3, by_folder, "vgg")):
+        out = tmp_path / "results" / "datasets" / name
+        md = (out / "anatomy.md").read_text()
+        assert f"# The anatomy of '{name}'" in md and "Config: tiny" in md and "figures/memorisation.png" in md
+        assert f"16x16x{channels}" in md and f"3 classes ({classes})" in md, md[:400]
+        assert_figure(out / "figures" / "memorisation.png")
+        for f in (out / "anatomy.md", out / "memorisation.csv"):
+            assert "mnist" not in f.read_text().lower()
+        assert read_json(out / "memorisation" / "clean" / "seed0" / "metrics.json")["model"] == model
     wf.write_config(tiny_config({"datasets": example["datasets"], "anatomy": example["anatomy"]}))
     jobs = wf.dry_run_jobs("results/datasets/example/anatomy.md")
     # memorisation 4, windows 3 + 9 (the grid read from the data), subset 2 sizes x 3 kinds x 2 seeds
