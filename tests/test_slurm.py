@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, Workflow
+from conftest import ROOT, Workflow, tiny_config
 
 pytestmark = pytest.mark.slurm
 
@@ -290,10 +290,13 @@ def run_snakemake_on_slurm(cluster: Cluster, wf: Workflow, *args: str) -> tuple[
 
 
 @pytest.fixture(scope="module")
-def slurm_and_local(cluster, tmp_path_factory, tiny_workflow):
-    """The target on SLURM, beside the session's local tiny run (the same config, so the same target)."""
-    on_slurm = Workflow(tmp_path_factory.mktemp("on_slurm"), tiny_workflow.config)
-    local = tiny_workflow
+def slurm_and_local(cluster, tmp_path_factory):
+    """The target on SLURM, beside the same target run locally in its own folder (the same tiny config). Not
+    the session's tiny run: these tests then need no fixture of another module, so they can run on any
+    pytest-xdist worker beside it."""
+    on_slurm = Workflow(tmp_path_factory.mktemp("on_slurm"), tiny_config())
+    local = Workflow(tmp_path_factory.mktemp("local"), tiny_config())
+    local.run(TARGET)
     t0 = time.time()
     # threads -> cpus_per_task -> sbatch --cpus-per-task, seen on a job whose output does not
     # depend on its thread count (a seeded weights file)
