@@ -29,6 +29,35 @@ def anatomy_provenance(wc):
     return provenance(wc.name, DATASETS[wc.name]["source"], SCALE)
 
 
+# One training run of a part (rules anatomy_train and anatomy_fold), its log and benchmark names.
+ANATOMY_RUN = f"{RESULTS}/datasets/{{name}}/{{part}}/{{run}}/seed{{seed}}"
+ANATOMY_RUN_LOG = f"datasets/{{name}}/{{part}}_{{run}}_seed{{seed}}"
+
+
+def anatomy_part_settings(wc):
+    return part_settings(ANATOMY[wc.name], wc.part)
+
+
+def anatomy_backup(wc):
+    return f"{RESUME}/datasets/{wc.name}/{wc.part}/{wc.run}/seed{wc.seed}"
+
+
+def anatomy_output(part, path, caption=None):
+    """A part's table or figure under results/datasets/<name>/, in that dataset's report category."""
+    return in_report(
+        f"{RESULTS}/datasets/{{name}}/{path}",
+        caption or f"anatomy_{part}",
+        "dataset: {name}",
+        part,
+    )
+
+
+def anatomy_runs(wc, part, runs, seeds, kind):
+    """``kind`` (a file name) in every run folder of ``part``: each run on each seed."""
+    d = anatomy_dir(wc.name)
+    return [f"{d}/{part}/{run}/seed{seed}/{kind}" for run in runs for seed in seeds]
+
+
 rule anatomy_train:
     input:
         h5=f"{RESULTS}/datasets/{{name}}/data.h5",
@@ -37,11 +66,11 @@ rule anatomy_train:
             [f"{anatomy_dir(wc.name)}/examples.csv"] if wc.part == "subset" else []
         ),
     output:
-        **run_outputs(f"{RESULTS}/datasets/{{name}}/{{part}}/{{run}}/seed{{seed}}"),
+        **run_outputs(ANATOMY_RUN),
     log:
-        f"{RESULTS}/logs/datasets/{{name}}/{{part}}_{{run}}_seed{{seed}}.log",
+        f"{RESULTS}/logs/{ANATOMY_RUN_LOG}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/datasets/{{name}}/{{part}}_{{run}}_seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/{ANATOMY_RUN_LOG}.tsv"
     wildcard_constraints:
         name=ANATOMY_NAMES,
         part="memorisation|windows|subset",
@@ -53,8 +82,8 @@ rule anatomy_train:
         **train_resources(mem_mb=3000, runtime=120),
     params:
         **TRAIN_PARAMS,
-        settings=lambda wc: part_settings(ANATOMY[wc.name], wc.part),
-        backup=lambda wc: f"{RESUME}/datasets/{wc.name}/{wc.part}/{wc.run}/seed{wc.seed}",
+        settings=anatomy_part_settings,
+        backup=anatomy_backup,
         contract_keys=["model", "history", "metrics"],
     script:
         "../scripts/own/train.py"
@@ -65,12 +94,12 @@ rule anatomy_fold:
     input:
         h5=f"{RESULTS}/datasets/{{name}}/data.h5",
     output:
-        **run_outputs(f"{RESULTS}/datasets/{{name}}/{{part}}/{{run}}/seed{{seed}}"),
-        predictions=f"{RESULTS}/datasets/{{name}}/{{part}}/{{run}}/seed{{seed}}/predictions.npz",
+        **run_outputs(ANATOMY_RUN),
+        predictions=f"{ANATOMY_RUN}/predictions.npz",
     log:
-        f"{RESULTS}/logs/datasets/{{name}}/{{part}}_{{run}}_seed{{seed}}.log",
+        f"{RESULTS}/logs/{ANATOMY_RUN_LOG}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/datasets/{{name}}/{{part}}_{{run}}_seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/{ANATOMY_RUN_LOG}.tsv"
     wildcard_constraints:
         name=ANATOMY_NAMES,
         part="examples|ensemble|clustering",
@@ -82,20 +111,17 @@ rule anatomy_fold:
         **train_resources(mem_mb=3000, runtime=120),
     params:
         **TRAIN_PARAMS,
-        settings=lambda wc: part_settings(ANATOMY[wc.name], wc.part),
-        backup=lambda wc: f"{RESUME}/datasets/{wc.name}/{wc.part}/{wc.run}/seed{wc.seed}",
+        settings=anatomy_part_settings,
+        backup=anatomy_backup,
         contract_keys=["model", "history", "metrics", "predictions"],
     script:
         "../scripts/own/train.py"
 
 
 def anatomy_memorisation_runs(wc, kind="history.csv"):
-    m = settings(ANATOMY[wc.name])["memorisation"]
-    return [
-        f"{anatomy_dir(wc.name)}/memorisation/{run}/seed{seed}/{kind}"
-        for run in memorisation_runs(settings(ANATOMY[wc.name]))
-        for seed in m["seeds"]
-    ]
+    s = settings(ANATOMY[wc.name])
+    runs = memorisation_runs(s)
+    return anatomy_runs(wc, "memorisation", runs, s["memorisation"]["seeds"], kind)
 
 
 rule anatomy_memorisation:
@@ -104,18 +130,8 @@ rule anatomy_memorisation:
         histories=anatomy_memorisation_runs,
         metrics=lambda wc: anatomy_memorisation_runs(wc, "metrics.json"),
     output:
-        table=in_report(
-            f"{RESULTS}/datasets/{{name}}/memorisation.csv",
-            "anatomy_memorisation",
-            "dataset: {name}",
-            "memorisation",
-        ),
-        figure=in_report(
-            f"{RESULTS}/datasets/{{name}}/figures/memorisation.png",
-            "anatomy_memorisation",
-            "dataset: {name}",
-            "memorisation",
-        ),
+        table=anatomy_output("memorisation", "memorisation.csv"),
+        figure=anatomy_output("memorisation", "figures/memorisation.png"),
     log:
         f"{RESULTS}/logs/datasets/{{name}}/memorisation.log",
     wildcard_constraints:
@@ -144,18 +160,8 @@ rule anatomy_windows:
         h5=f"{RESULTS}/datasets/{{name}}/data.h5",
         histories=anatomy_window_runs,
     output:
-        table=in_report(
-            f"{RESULTS}/datasets/{{name}}/windows.csv",
-            "anatomy_windows",
-            "dataset: {name}",
-            "windows",
-        ),
-        figure=in_report(
-            f"{RESULTS}/datasets/{{name}}/figures/windows.png",
-            "anatomy_windows",
-            "dataset: {name}",
-            "windows",
-        ),
+        table=anatomy_output("windows", "windows.csv"),
+        figure=anatomy_output("windows", "figures/windows.png"),
     log:
         f"{RESULTS}/logs/datasets/{{name}}/windows.log",
     wildcard_constraints:
@@ -168,12 +174,12 @@ rule anatomy_windows:
         "../scripts/own/windows.py"
 
 
-def anatomy_folds(wc):
-    e = settings(ANATOMY[wc.name])["examples"]
-    return [
-        f"{anatomy_dir(wc.name)}/examples/fold{k}/seed{e['seed']}/predictions.npz"
-        for k in range(e["folds"])
-    ]
+def anatomy_folds(wc, part="examples"):
+    """Every fold model's predictions.npz: the examples part's (one seed) or the ensemble's (its seeds)."""
+    e = settings(ANATOMY[wc.name])[part]
+    seeds = [e["seed"]] if part == "examples" else e["seeds"]
+    folds = [f"fold{k}" for k in range(e["folds"])]
+    return anatomy_runs(wc, part, folds, seeds, "predictions.npz")
 
 
 rule anatomy_examples:
@@ -181,24 +187,11 @@ rule anatomy_examples:
         h5=f"{RESULTS}/datasets/{{name}}/data.h5",
         predictions=anatomy_folds,
     output:
-        table=in_report(
-            f"{RESULTS}/datasets/{{name}}/examples.csv",
-            "anatomy_examples",
-            "dataset: {name}",
-            "examples",
-        ),
+        table=anatomy_output("examples", "examples.csv"),
         summary=f"{RESULTS}/datasets/{{name}}/examples_audit.csv",
-        figure=in_report(
-            f"{RESULTS}/datasets/{{name}}/figures/examples.png",
-            "anatomy_examples",
-            "dataset: {name}",
-            "examples",
-        ),
-        datamap=in_report(
-            f"{RESULTS}/datasets/{{name}}/figures/examples_datamap.png",
-            "anatomy_examples_datamap",
-            "dataset: {name}",
-            "examples",
+        figure=anatomy_output("examples", "figures/examples.png"),
+        datamap=anatomy_output(
+            "examples", "figures/examples_datamap.png", "anatomy_examples_datamap"
         ),
     log:
         f"{RESULTS}/logs/datasets/{{name}}/examples.log",
@@ -214,11 +207,8 @@ rule anatomy_examples:
 
 
 def anatomy_clustering_runs(wc, kind="history.csv"):
-    c = settings(ANATOMY[wc.name])["clustering"]
-    return [
-        f"{anatomy_dir(wc.name)}/clustering/iic/seed{seed}/{kind}"
-        for seed in c["seeds"]
-    ]
+    seeds = settings(ANATOMY[wc.name])["clustering"]["seeds"]
+    return anatomy_runs(wc, "clustering", ["iic"], seeds, kind)
 
 
 rule anatomy_clustering:
@@ -227,19 +217,9 @@ rule anatomy_clustering:
         histories=anatomy_clustering_runs,
         predictions=lambda wc: anatomy_clustering_runs(wc, "predictions.npz"),
     output:
-        table=in_report(
-            f"{RESULTS}/datasets/{{name}}/clustering.csv",
-            "anatomy_clustering",
-            "dataset: {name}",
-            "clustering",
-        ),
+        table=anatomy_output("clustering", "clustering.csv"),
         confusion=f"{RESULTS}/datasets/{{name}}/clustering_confusion.csv",
-        figure=in_report(
-            f"{RESULTS}/datasets/{{name}}/figures/clustering.png",
-            "anatomy_clustering",
-            "dataset: {name}",
-            "clustering",
-        ),
+        figure=anatomy_output("clustering", "figures/clustering.png"),
     log:
         f"{RESULTS}/logs/datasets/{{name}}/clustering.log",
     wildcard_constraints:
@@ -254,11 +234,9 @@ rule anatomy_clustering:
 
 def anatomy_subset_runs(wc):
     s = settings(ANATOMY[wc.name])
-    return [
-        f"{anatomy_dir(wc.name)}/subset/{run}/seed{seed}/metrics.json"
-        for run in subset_runs(s)
-        for seed in s["subset"]["seeds"]
-    ]
+    return anatomy_runs(
+        wc, "subset", subset_runs(s), s["subset"]["seeds"], "metrics.json"
+    )
 
 
 rule anatomy_subset:
@@ -266,18 +244,8 @@ rule anatomy_subset:
         h5=f"{RESULTS}/datasets/{{name}}/data.h5",
         metrics=anatomy_subset_runs,
     output:
-        table=in_report(
-            f"{RESULTS}/datasets/{{name}}/subset.csv",
-            "anatomy_subset",
-            "dataset: {name}",
-            "subset",
-        ),
-        figure=in_report(
-            f"{RESULTS}/datasets/{{name}}/figures/subset.png",
-            "anatomy_subset",
-            "dataset: {name}",
-            "subset",
-        ),
+        table=anatomy_output("subset", "subset.csv"),
+        figure=anatomy_output("subset", "figures/subset.png"),
     log:
         f"{RESULTS}/logs/datasets/{{name}}/subset.log",
     wildcard_constraints:
@@ -290,31 +258,12 @@ rule anatomy_subset:
         "../scripts/own/subset.py"
 
 
-def anatomy_ensemble_folds(wc):
-    e = settings(ANATOMY[wc.name])["ensemble"]
-    return [
-        f"{anatomy_dir(wc.name)}/ensemble/fold{k}/seed{seed}/predictions.npz"
-        for seed in e["seeds"]
-        for k in range(e["folds"])
-    ]
-
-
 rule anatomy_ensemble:
     input:
-        predictions=anatomy_ensemble_folds,
+        predictions=lambda wc: anatomy_folds(wc, "ensemble"),
     output:
-        table=in_report(
-            f"{RESULTS}/datasets/{{name}}/ensemble.csv",
-            "anatomy_ensemble",
-            "dataset: {name}",
-            "ensemble",
-        ),
-        figure=in_report(
-            f"{RESULTS}/datasets/{{name}}/figures/ensemble.png",
-            "anatomy_ensemble",
-            "dataset: {name}",
-            "ensemble",
-        ),
+        table=anatomy_output("ensemble", "ensemble.csv"),
+        figure=anatomy_output("ensemble", "figures/ensemble.png"),
     log:
         f"{RESULTS}/logs/datasets/{{name}}/ensemble.log",
     wildcard_constraints:
@@ -343,12 +292,7 @@ rule anatomy_report:
         unpack(anatomy_tables),
         manifest=f"{RESULTS}/datasets/{{name}}/manifest.json",
     output:
-        in_report(
-            f"{RESULTS}/datasets/{{name}}/anatomy.md",
-            "anatomy_report",
-            "dataset: {name}",
-            "report",
-        ),
+        anatomy_output("report", "anatomy.md"),
     log:
         f"{RESULTS}/logs/datasets/{{name}}/anatomy.log",
     wildcard_constraints:
