@@ -35,7 +35,7 @@ rule crops_initial_weights:
 #   <mask>/s<size>_i<i>_j<j>               one window, from the config's seed
 #   confirm/<mask>/s<size>_i<i>_j<j>/seed<s>  a top window retrained on a baseline seed (the checkpoint's)
 CROPS_RUN = re.compile(
-    r"(?P<confirm>confirm/)?"
+    r"(?:confirm/)?"
     r"(?:(?P<full>baseline|baseline_window_batch)|(?P<mask>window|as_published)/s(?P<size>\d+)_i(?P<i>\d+)_j(?P<j>\d+))"
     r"(?:/seed(?P<seed>\d+))?"
 )

@@ -3,7 +3,6 @@ paired by seed, and true windows over the whole image for both crops masks."""
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 
 import numpy as np
@@ -12,6 +11,7 @@ import yaml
 
 from anatomy.studies.crops import window_mask
 from anatomy.plan import planned_jobs
+from anatomy.studies.crops_results import parse_run_name
 from conftest import ROOT, Workflow
 
 MIN_SEEDS = 3
@@ -79,8 +79,9 @@ def test_crops_and_coreset_comparisons_have_three_seeds(laptop):
 
 def crops_windows(jobs, mask: str) -> set:
     """(i, j, size) of every window trained under ``mask`` (run folders <mask>/s<size>_i<i>_j<j>)."""
-    runs = [re.fullmatch(rf"{mask}/s(\d+)_i(\d+)_j(\d+)", wc["run"]) for r, wc in jobs if r == "crops_train"]
-    return {(int(m[2]), int(m[3]), int(m[1])) for m in runs if m}
+    prefix = f"{mask}/"
+    names = [wc["run"].removeprefix(prefix) for r, wc in jobs if r == "crops_train" and wc["run"].startswith(prefix)]
+    return {(w["i"], w["j"], w["size"]) for w in map(parse_run_name, names)}
 
 
 @pytest.mark.parametrize("mask", ["window", "as_published"])
