@@ -12,6 +12,7 @@ def iic_train_params():
             "epochs",
             "learning_rate",
             "widths",
+            "head",
             "clusters",
             "overclusters",
             "transforms",

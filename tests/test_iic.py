@@ -257,3 +257,18 @@ def test_figure_runs_pick_every_set_at_the_largest_alphas_and_every_alpha_on_the
     assert f["headline"] == ("all", 10.0, 10.0, 0)
     acc, order = iic_results.label_order(np.array([0, 0, 1, 2]), np.array([2, 2, 0, 1]), 3)
     assert acc == 1.0 and order.tolist() == [2, 0, 1]  # cluster 2 is label 0, cluster 0 label 1, ...
+
+
+def test_the_heads_are_the_posts_or_ji_et_als():
+    """``gap_mlp`` pools the last feature map and has two hidden layers per head (the post); ``flatten_linear``
+    keeps every position and has one linear layer per head (Ji et al.'s code); anything else is refused."""
+    from anatomy.models.iic_net import iic_net
+
+    post, ji = (iic_net(input_shape=(16, 16, 1), widths=(4, 8), head=h) for h in ("gap_mlp", "flatten_linear"))
+    dense = lambda m: [layer for layer in m.layers if layer.__class__.__name__ == "Dense"]  # noqa: E731
+    assert len(dense(post)) == 6 and len(dense(ji)) == 2
+    # 8 channels on an 8x8 map: 8 features pooled, 512 flattened
+    assert [d.kernel.shape[0] for d in dense(ji)] == [8 * 8 * 8] * 2 and dense(post)[0].kernel.shape[0] == 8
+    assert [o.shape[-1] for o in ji.outputs] == [10, 50]
+    with pytest.raises(ValueError, match="iic.head: unknown head 'gap'"):
+        iic_net(head="gap")

@@ -106,7 +106,7 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
     # iic: twins made on the fly in tf.data (ours) vs twins made once up front in NumPy (theirs)
     p = cfg["iic"]
     names = transform_names("all")
-    net = iic_net(clusters=p["clusters"], overclusters=p["overclusters"], widths=tuple(p["widths"]))
+    net = iic_net(clusters=p["clusters"], overclusters=p["overclusters"], widths=tuple(p["widths"]), head=p["head"])
     trainer = IICTrainer(net, alpha=1.0, alpha_over=1.0)
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
     trainer.build((None, 28, 28, 1))

@@ -7,9 +7,21 @@ import tensorflow as tf
 from keras import layers
 
 
-def iic_net(input_shape=(28, 28, 1), clusters: int = 10, overclusters: int = 50, widths=(32, 64, 128, 256)) -> keras.Model:
-    """Conv(32)-BN-ReLU-MaxPool, Conv(64)-..., Conv(128)-..., Conv(256)-BN-ReLU, GAP;
-    two heads Dense 128 relu -> Dense 64 relu -> softmax: ``z`` (clusters) and ``z_over`` (overclusters)."""
+HEADS = ("gap_mlp", "flatten_linear")
+
+
+def iic_net(input_shape=(28, 28, 1), clusters: int = 10, overclusters: int = 50, widths=(32, 64, 128, 256),
+            head: str = "gap_mlp") -> keras.Model:
+    """Conv(32)-BN-ReLU-MaxPool, Conv(64)-..., Conv(128)-..., Conv(256)-BN-ReLU; two heads, ``z`` (clusters)
+    and ``z_over`` (overclusters), each a softmax on the trunk's features.
+
+    ``head``: ``gap_mlp`` is the post's (global average pooling, then Dense 128 relu -> Dense 64 relu ->
+    softmax); ``flatten_linear`` is Ji et al.'s own code (the last feature map flattened, one linear layer ->
+    softmax per head), which keeps where in the image each feature is and learns several times faster
+    (docs/studies.md, study 3).
+    """
+    if head not in HEADS:
+        raise ValueError(f"iic.head: unknown head '{head}' (use {' or '.join(HEADS)})")
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
     for k, w in enumerate(widths):
@@ -19,11 +31,12 @@ def iic_net(input_shape=(28, 28, 1), clusters: int = 10, overclusters: int = 50,
         x = layers.ReLU()(x)
         if k < len(widths) - 1:
             x = layers.MaxPooling2D(2)(x)
-    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.GlobalAveragePooling2D()(x) if head == "gap_mlp" else layers.Flatten()(x)
     outs = []
     for name, k in (("z", clusters), ("z_over", overclusters)):
-        h = layers.Dense(128, activation="relu")(x)
-        h = layers.Dense(64, activation="relu")(h)
+        h = x
+        if head == "gap_mlp":
+            h = layers.Dense(64, activation="relu")(layers.Dense(128, activation="relu")(h))
         outs.append(layers.Dense(k, activation="softmax", name=name, dtype="float32")(h))
     return keras.Model(inputs, outs, name="iic_net")
 

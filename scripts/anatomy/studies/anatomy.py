@@ -55,7 +55,7 @@ DEFAULTS = {
                                   "translation_px": 2}},
 }
 # The IIC network and pairs of the clustering part: the iic study's (half the post's trunk, two transformed views).
-IIC = {"widths": [16, 32, 64, 128], "pair": "two_twins", "alpha_warmup_epochs": 2,
+IIC = {"widths": [16, 32, 64, 128], "head": "gap_mlp", "pair": "two_twins", "alpha_warmup_epochs": 2,
        "transforms": {"rotation_deg": 25, "shear_deg": 15, "scale_min": 0.85, "scale_max": 1.15,
                       "binarize_threshold": 0.5, "noise_std": 0.2, "jitter": 0.2}}
 SUBSET_KINDS = ("easy", "hard", "random")

@@ -146,7 +146,7 @@ def evaluation_callback(net, x_eval, y_eval, x_eval_a, x_eval_b, *, alpha: float
 def iic_trainer(x_train, params: dict, *, names, alpha: float, alpha_over: float, seed: int):
     """The IIC network for ``x_train``'s image shape, its compiled :class:`IICTrainer` and the pairs it trains on.
 
-    ``params``: ``clusters``, ``overclusters``, ``widths``, ``batch_size``, ``learning_rate``,
+    ``params``: ``clusters``, ``overclusters``, ``widths``, ``head``, ``batch_size``, ``learning_rate``,
     ``alpha_warmup_epochs``, ``pair`` and ``transforms`` (the parameters of ``names``). Returns
     ``(net, trainer, data, warmup_steps)``; ``data`` is an :class:`ArrayData` of (pair, unused label) batches.
     """
@@ -156,7 +156,8 @@ def iic_trainer(x_train, params: dict, *, names, alpha: float, alpha_over: float
     from anatomy.training.pipeline import ArrayData
 
     net = iic_net(input_shape=tuple(x_train.shape[1:]), clusters=params["clusters"],
-                  overclusters=params["overclusters"], widths=tuple(params["widths"]))
+                  overclusters=params["overclusters"], widths=tuple(params["widths"]),
+                  head=params["head"])
     pair = lambda x, s: make_pair(x, s, names, params["transforms"], params["pair"])  # noqa: E731
     data = ArrayData(x_train, np.zeros(len(x_train), np.int64), batch_size=params["batch_size"], seed=seed,
                      augment=pair)

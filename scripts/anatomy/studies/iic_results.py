@@ -54,6 +54,7 @@ def collect(run_files) -> tuple["pd.DataFrame", dict, dict]:
             preds[key] = {k: f[k] for k in f.files}
         rows.append({"transform_set": key[0], "alpha": key[1], "alpha_over": key[2], "seed": key[3],
                      "pair": p.get("pair", "image_and_twin"),  # runs from before the option: the post's pair
+                     "head": p.get("head", "gap_mlp"),  # ... and the post's heads
                      **run_row(hist[key], preds[key], clusters=p["clusters"]),
                      "batch_size": p["batch_size"], "alpha_warmup_steps": m.get("alpha_warmup_steps", 0),
                      "uniform_is_batch_optimum": any(uniform_beats_clusters(a, k, p["batch_size"]) for a, k in
@@ -89,7 +90,8 @@ def summarise(runs: "pd.DataFrame") -> "pd.DataFrame":
     rows = []
     for (tset, alpha, alpha_over), g in runs.groupby(["transform_set", "alpha", "alpha_over"], sort=True):
         row = {"transform_set": tset, "alpha": alpha, "alpha_over": alpha_over, "seeds": len(g),
-               "pair": ", ".join(sorted(set(g["pair"]))) if "pair" in g else "image_and_twin"}
+               **{k: ", ".join(sorted(set(g[k]))) if k in g else old for k, old in
+                  (("pair", "image_and_twin"), ("head", "gap_mlp"))}}
         for col in ("final_accuracy", "loss_selected_accuracy", "label_selected_accuracy_optimistic"):
             row[f"{col}_mean"] = g[col].mean()
             row[f"{col}_sd"] = g[col].std(ddof=1) if len(g) > 1 else 0.0
@@ -159,7 +161,8 @@ def claims_evidence(runs: "pd.DataFrame") -> list:
                                           finding=f"{uniform} of {len(a)} runs ended at the uniform point"
                                           if uniform else "",
                                           details=f"label-selected (optimistic, never decides) {label:.3f}; "
-                                                  f"pair {a['pair'].iloc[0] if 'pair' in a and len(a) else '?'}"), 1))
+                                                  + ", ".join(f"{k} {a[k].iloc[0] if k in a and len(a) else '?'}"
+                                                              for k in ("pair", "head"))), 1))
     g = r.pivot_table(index="seed", columns="alpha", values="loss_selected_accuracy")
     d = (g[10.0] - g[1.0]).dropna() if {1.0, 10.0} <= set(g.columns) else []
     out.append((cl["alpha10_gain"], Evidence(list(d), ours=f"{np.mean(d):+.3f}" if len(d) else "not run",
