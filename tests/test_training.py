@@ -207,3 +207,38 @@ def test_tensorboard_logs_are_written_when_asked_and_their_folder_mirrors_the_ba
         fit_with_contract(model, ArrayData(x, y, batch_size=32, seed=0), epochs=2, files=files)
         events = list((out / "tb").rglob("events.out.tfevents.*"))
         assert bool(events) == logged, events
+
+
+def test_a_timed_run_trains_two_short_epochs_and_records_what_an_epoch_costs(tmp_path, monkeypatch):
+    """Under ANATOMY_TIME_EPOCHS (anatomy.plan) the contract trains two epochs of the asked steps, with every
+    callback's epoch-end work, and writes their costs beside the run's real steps and epochs."""
+    from anatomy.training.setup import RunSettings, configure_tensorflow
+
+    configure_tensorflow(RunSettings(threads=1, seed=0))
+    import keras
+    import numpy as np
+
+    from anatomy.training.contract import TIMING_ENV, EvaluateEachEpoch, fit_with_contract
+    from anatomy.training.pipeline import ArrayData
+
+    x = np.random.default_rng(0).integers(0, 256, (320, 4, 4, 1), dtype=np.uint8)
+    y = (x.reshape(320, -1).mean(1) > 127).astype("int64")
+
+    class SlowEnd(keras.callbacks.Callback):  # an epoch's end that costs 0.3 s (an evaluation, say)
+        def on_epoch_end(self, epoch, logs=None):
+            time.sleep(0.3)
+
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2, "softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    files = {"model": tmp_path / "model.keras", "history": tmp_path / "history.csv",
+             "metrics": tmp_path / "metrics.json", "backup": tmp_path / "backup"}
+    monkeypatch.setenv(TIMING_ENV, f"4:{tmp_path / 'timings'}")
+    test = (x[:32].astype("float32") / 255.0, y[:32])
+    fit_with_contract(model, ArrayData(x, y, batch_size=16, seed=0), epochs=30, files=files,
+                      callbacks=[EvaluateEachEpoch(test), SlowEnd()])
+    assert len(pd.read_csv(files["history"])) == 2
+    (timing,) = [json.loads(f.read_text()) for f in (tmp_path / "timings").glob("*.json")]
+    assert timing["metrics"] == str(files["metrics"])
+    assert (timing["epochs"], timing["steps_per_epoch"], timing["timed_steps"]) == (30, 20, 4)
+    assert 0.3 <= timing["epoch_end_seconds"] < 0.3 + timing["fit_seconds"]
+    assert 0 < timing["step_seconds"] < 0.3

@@ -1,23 +1,30 @@
-"""What a run will cost, before it starts: ``python -m anatomy.plan --configfile config/full.yaml --cores 2``.
+"""What a run will cost, before it starts: ``python -m anatomy.plan --configfile config/laptop.yaml --cores 2``.
 
-Per training rule: jobs (from Snakemake's own dry run), epochs, images per
-epoch, and this machine's measured training speed for that rule's model at the
-config's size and batch (a short timed fit per model, the benchmark's pipeline
-rows); then CPU-hours and the wall time on ``--cores N``. The estimate takes
-every run to its maximum epochs (early stopping only shortens it) and adds a
-fixed start-up per job (TensorFlow import, tracing, saving), measured on the
-tiny workflow. What it cannot know is printed with the table.
+Snakemake's own dry run lists every job. The training jobs that cost the same fall in one row (a training
+rule's part of its run table: ``crops_train (window)``, ``cifar_train (noisybn)``, ``digits_train (fold)``).
+One job of each row then runs for real - the rule's own script, in a scratch folder, on data of the config's
+size (the configured files, or random images of the full sets' shapes where the config downloads) - while
+the training contract times two short epochs (:data:`anatomy.training.contract.TIMING_ENV`): a step as the
+study runs it (augmentation, the noise layer, the IIC pair), an epoch's end (validation, per-epoch
+evaluation, the backup) and the first epoch's tracing. Its benchmark file gives the rest (start-up, data,
+final evaluation, predictions, saving). A job of that row then costs
+
+    the rest + tracing + epochs x (steps per epoch x step + epoch's end)
+
+at its maximum epochs (early stopping only shortens it); the wall time packs the jobs on ``--cores`` slots.
+What it cannot know is printed with the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
-import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -26,19 +33,28 @@ import yaml
 from anatomy.config import deep_merge
 
 ROOT = Path(__file__).resolve().parents[2]
-TRAIN_OVERHEAD_S = 12.0  # per training job on 2 CPU cores: TensorFlow import ~7 s, tracing, saving
 OTHER_OVERHEAD_S = 3.0  # per job that does not train (data, masks, tables, figures)
+TIMED_STEPS = 20  # steps in each of the two timed epochs
 PUBLISHED_SELECTED_FRACTION = 271 / 10_000  # the coreset post's in-order selection
+# Rows timed by another row's job: same model, data and batch (the confirmations follow a checkpoint, so a
+# dry run cannot list them; the selection has its own loop, costed from the matched control's step).
+TIMED_AS = {"crops_train (confirm)": "crops_train (window)",
+            "coreset_train (select)": "coreset_train (full, matched)"}
+# The coreset controls that stop at the target score: their epochs depend on the data (``finished_epochs``).
+STOP_AT_TARGET = {"coreset_train (full)": "full", "coreset_train (random)": "random_seed"}
+FULL_SETS = {"mnist": ((60_000, 10_000), (28, 28)), "cifar10": ((50_000, 10_000), (32, 32, 3))}
 UNKNOWNS = (
-    "Early stopping (crops) and the stop-at-target controls (coreset) end runs sooner: the estimate takes "
-    "their maximum epochs.",
-    "The coreset selection's cost depends on how many pairs join; it is estimated from the selected fraction "
-    "(a finished run's under results/ when present, else the post's 2.7%), one epoch per addition, the first "
-    "phase at its maximum epochs.",
-    "Speeds are this machine's: a GPU's are unknown until measured there (run this on the GPU box).",
-    "Augmentation, the noisy-BN layer and evaluation are not in the timed steps: those runs cost more.",
+    "Early stopping (crops) ends runs sooner: the estimate takes their maximum epochs. The coreset controls "
+    "that stop at the target take a finished run's epochs (--results: its coreset/runs.csv), else their maximum.",
+    "The coreset selection's cost depends on how many pairs join: it is costed from the selected fraction "
+    "(--selected-fraction, else a finished run's, else the post's 2.7%) at one epoch per addition, each "
+    "epoch followed by a pass over the selected pairs, plus one pass over the pool.",
+    "Speeds are this machine's, with --cores jobs side by side: a GPU's are unknown until timed there (run "
+    "this on the GPU box).",
 )
 
+
+# ---------------------------------------------------------------- the dry run
 
 def parse_job_counts(text: str) -> dict:
     """Jobs per rule from Snakemake's "Job stats" table (dry run or run)."""
@@ -64,77 +80,158 @@ def load_config(configfile: Path | None) -> dict:
     return deep_merge(base, yaml.safe_load(Path(configfile).read_text()) or {}) if configfile else base
 
 
-def planned_jobs(text: str) -> list[tuple[str, dict]]:
-    """(rule, wildcards) of every job a dry run lists (``snakemake -n`` without ``--quiet``)."""
-    jobs, rule = [], None
+def dry_run_jobs(text: str) -> list[dict]:
+    """Every job a dry run lists (``snakemake -n`` without ``--quiet``): its rule, wildcards, outputs and
+    benchmark file."""
+    jobs = []
     for line in text.splitlines():
         s = line.strip()
         if s.startswith(("rule ", "checkpoint ", "localrule ")) and s.endswith(":"):
-            rule = s.split()[1].rstrip(":")
-            jobs.append((rule, {}))
-        elif s.startswith("wildcards:") and rule:
-            jobs[-1][1].update(kv.split("=", 1) for kv in s.removeprefix("wildcards:").strip().split(", "))
+            jobs.append({"rule": s.split()[1].rstrip(":"), "wildcards": {}, "output": [], "benchmark": None})
+        elif jobs and s.startswith("wildcards:"):
+            jobs[-1]["wildcards"].update(kv.split("=", 1) for kv in s.removeprefix("wildcards:").strip().split(", "))
+        elif jobs and s.startswith("output:"):
+            jobs[-1]["output"] = s.removeprefix("output:").strip().split(", ")
+        elif jobs and s.startswith("benchmark:"):
+            jobs[-1]["benchmark"] = s.removeprefix("benchmark:").strip()
     return jobs
 
 
+def planned_jobs(text: str) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job a dry run lists."""
+    return [(j["rule"], j["wildcards"]) for j in dry_run_jobs(text)]
+
+
 def job_part(rule: str, wildcards: dict) -> str:
-    """The row a job is costed in: its rule, or for the one training rule of a study whose runs differ in
-    length, '<rule> (<part>)' by its run folder (the run tables in rules/<study>.smk)."""
+    """The row a job is costed in: jobs of one row train the same model on the same data for as many
+    epochs. The rule, or '<rule> (<part>)' by its run folder (the run tables in rules/<study>.smk)."""
     run = wildcards.get("run", "")
     if rule == "crops_train":
         part = "confirm" if run.startswith("confirm/") else "baseline" if run.startswith("baseline") else "window"
-    elif rule == "coreset_train":
-        part = "select" if run.startswith("select/") else "matched" if run.endswith("_matched_steps") else "control"
+    elif rule == "coreset_train":  # the selection; the full set or a random subset, to the target or matched steps
+        part = "select" if run.startswith("select/") else \
+            ("full" if run.startswith("control/full") else "random") + (", matched" if run.endswith("_matched_steps") else "")
     elif rule == "digits_train":
-        part = "fold" if run.startswith("cv/") else "ladder" if run.startswith("ladder/") else "step1"
+        # step 1 (its own epochs); the ladder's plain rungs; augmentation; the k-fold models (augmented, TTA)
+        part = ("fold" if run.startswith("cv/") else "augment" if run == "ladder/augment"
+                else "ladder" if run.startswith("ladder/") else "step1")
+    elif rule == "cifar_train":
+        part = run.split("_")[0]  # bn, nobn, noisybn, aug, labels, pixels (rules/cifar.smk's run names)
+    elif rule == "iic_train":
+        part = wildcards.get("tset", "")
     else:
         return rule
     return f"{rule} ({part})"
 
 
-def dry_run_counts(config: dict, workdir: Path | None = None) -> dict:
-    """Every job of ``config`` run from scratch, per rule or part (``snakemake -n --forceall``).
-
-    In ``workdir`` when given (its data paths resolve there), else in an empty
-    folder with ``config`` written into it. The confirmation runs follow the
-    crops checkpoint; a dry run lists them only once it has run, so they are
-    counted from the config otherwise.
-    """
-    with tempfile.TemporaryDirectory(prefix="plan-") as d:
-        if workdir is None:
-            (Path(d) / "config").mkdir()
-            (Path(d) / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        p = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-                            str(workdir or d), "-n", "--forceall", "--cores", "1"],
-                           capture_output=True, text=True)
+def dry_run(config: dict, workdir: Path, *, forceall: bool = True) -> str:
+    """Snakemake's dry run of ``config`` (written to ``workdir``/config/config.yaml unless ``workdir`` has one)."""
+    cfg = Path(workdir) / "config" / "config.yaml"
+    if not cfg.exists():
+        cfg.parent.mkdir(parents=True, exist_ok=True)
+        cfg.write_text(yaml.safe_dump(config, sort_keys=False))
+    p = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+                        str(workdir), "-n", "--cores", "1", *(["--forceall"] if forceall else [])],
+                       capture_output=True, text=True)
     if p.returncode != 0:
-        raise RuntimeError(f"snakemake -n failed:\n{p.stderr[-3000:]}")
-    counts = Counter(job_part(rule, wc) for rule, wc in planned_jobs(p.stdout + p.stderr))
+        raise RuntimeError(f"snakemake -n failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+    return p.stdout + p.stderr
+
+
+def dry_run_counts(config: dict, workdir: Path | None = None) -> dict:
+    """Every job of ``config`` run from scratch, per row (``snakemake -n --forceall``), in ``workdir`` when
+    given (its data paths resolve there), else in an empty folder. The confirmation runs follow the crops
+    checkpoint; a dry run lists them only once it has run, so they are counted from the config otherwise."""
+    with tempfile.TemporaryDirectory(prefix="plan-") as d:
+        text = dry_run(config, Path(workdir or d))
+    return count_jobs(config, dry_run_jobs(text))
+
+
+def count_jobs(config: dict, jobs: list[dict]) -> dict:
+    counts = Counter(job_part(j["rule"], j["wildcards"]) for j in jobs)
     crops, confirm = config["crops"], "crops_train (confirm)"
     if counts.get("crops_select") and not counts.get(confirm):
         counts[confirm] = crops["confirm"]["top"] * len(crops["grids"]) * len(crops["baseline"]["seeds"])
     return dict(counts)
 
 
-def _npz_sizes(path: Path) -> tuple[int, int]:
-    """(train, test) lengths of a labelled npz, read from its array headers (no pixels loaded)."""
+# ---------------------------------------------------------------- timing one job per row
+
+def timing_config(config: dict, workdir: Path, base: Path = Path(".")) -> dict:
+    """``config`` with every download replaced by random images of the full set's shapes (an npz in
+    ``workdir``: the same work per step, no network) and every relative data path made absolute from
+    ``base`` (the folder the config is run from), for jobs that run in a scratch folder."""
     import numpy as np
 
-    with np.load(path) as z:
-        return len(z["y_train"]), len(z["y_test"])
+    config = json.loads(json.dumps(config))
+    rng = np.random.default_rng(0)
+    sources = [*config["data"].values(), *(config.get("datasets") or {}).values()]
+    for d in sources:
+        if isinstance(d, dict) and isinstance(d.get("path"), str):
+            d["path"] = str((Path(base) / d["path"]).resolve())
+    for name, ((n_train, n_test), shape) in FULL_SETS.items():
+        d = config["data"][name]
+        if d["source"] == "download":
+            path = Path(workdir) / f"{name}_synthetic.npz"
+            sizes = (("train", n_train), ("test", n_test))
+            np.savez(path, **{f"x_{s}": rng.integers(0, 256, (n, *shape), dtype=np.uint8) for s, n in sizes},
+                     **{f"y_{s}": rng.integers(0, 10, n).astype(np.uint8) for s, n in sizes})
+            config["data"][name] = {**d, "source": "npz", "path": str(path)}
+    return config
 
 
-def data_sizes(config: dict, workdir: Path = Path(".")) -> dict:
-    """Training images per source: the embedded samples, a local npz (relative paths from ``workdir``), or the
-    full sets (download)."""
-    d = config["data"]
-    files = {"embedded": lambda k: ROOT / "resources" / f"{k}_sample.npz",
-             "npz": lambda k: Path(workdir) / d[k]["path"]}
-    full = {"mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}
-    sizes = {k: _npz_sizes(files[d[k]["source"]](k)) if d[k]["source"] in files else full[k] for k in full}
-    digits = 42_000 if d["digits"]["source"] == "kaggle" else round(d["digits"]["train_fraction"] * sum(sizes["mnist"]))
-    return {"mnist": sizes["mnist"][0], "cifar10": sizes["cifar10"][0], "digits": digits,
-            "ellipses": d["ellipses"]["train_size"]}
+def time_rows(config: dict, *, cores: int, steps: int = TIMED_STEPS, keep: Path | None = None,
+              studies=None, base: Path = Path(".")) -> tuple[dict, dict]:
+    """Time ``cores`` jobs of every training row of ``config`` (of ``studies`` only, when given) side by side,
+    row after row, each with two epochs of ``steps`` steps: so each is timed under the load it will run under
+    (``cores`` trainings sharing the machine, their input pipelines included), in a scratch folder (``keep``:
+    this folder, kept; ``base``: where the config's relative data paths start). Returns (the job counts per
+    row, {row: the timed jobs' mean costs and benchmark seconds})."""
+    from anatomy.training.contract import TIMING_ENV
+
+    with tempfile.TemporaryDirectory(prefix="plan-") as scratch:
+        work = Path(keep or scratch)
+        (work / "timings").mkdir(parents=True, exist_ok=True)
+        jobs = dry_run_jobs(dry_run(timing_config(config, work, base), work))
+        chosen: dict = {}
+        for j in jobs:
+            row = job_part(j["rule"], j["wildcards"])
+            if (studies is None or row.split("_")[0] in studies) and j["benchmark"] and row not in TIMED_AS:
+                if len(chosen.setdefault(row, [])) < cores:
+                    chosen[row].append(j)
+        env = {**os.environ, TIMING_ENV: f"{steps}:{work / 'timings'}"}
+        for row, row_jobs in chosen.items():
+            p = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+                                str(work), "--cores", str(cores), *[j["output"][0] for j in row_jobs]],
+                               capture_output=True, text=True, env=env)
+            if p.returncode != 0:
+                raise RuntimeError(f"the timed jobs of {row} failed (their logs: {work}/results/logs; --keep to "
+                                   f"keep them):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+        timed = {json.loads(f.read_text())["metrics"]: json.loads(f.read_text())
+                 for f in (work / "timings").glob("*.json")}
+        rows = {}
+        for row, row_jobs in chosen.items():
+            found = []
+            for j in row_jobs:
+                metrics = next(o for o in j["output"] if o.endswith("metrics.json"))
+                t = timed.get(metrics) or timed.get(str(work / metrics))
+                if t is not None:  # else a training outside the contract's loop
+                    bench = (work / j["benchmark"]).read_text().splitlines()
+                    found.append({**t, "job_seconds": float(dict(zip(*(r.split("\t") for r in bench[:2])))["s"])})
+            if found:
+                rows[row] = {k: (sum(f[k] for f in found) / len(found) if isinstance(v, float) else v)
+                             for k, v in found[0].items()} | {"timed_jobs": len(found)}
+        return count_jobs(config, jobs), rows
+
+
+def job_seconds(t: dict, epochs: int | None = None, steps_per_epoch: int | None = None) -> float:
+    """A job's seconds from its timed two epochs ``t``: what the timed job spent outside them, the first
+    epoch's tracing, and ``epochs`` (default: its own) x (steps x step + epoch's end)."""
+    epochs = t["epochs"] if epochs is None else epochs
+    steps = t["steps_per_epoch"] if steps_per_epoch is None else steps_per_epoch
+    rest = t["job_seconds"] - t["fit_seconds"]
+    return rest + max(0.0, t["first_epoch_extra_seconds"]) + epochs * (steps * t["step_seconds"]
+                                                                       + t["epoch_end_seconds"])
 
 
 def selection_steps(n: int, batch: int, *, fraction: float, initial: int, first_epochs: int) -> int:
@@ -143,76 +240,56 @@ def selection_steps(n: int, batch: int, *, fraction: float, initial: int, first_
     return first_epochs * math.ceil(initial / batch) + sum(math.ceil(k / batch) for k in range(initial + 1, joined + 1))
 
 
-def training_rules(config: dict, counts: dict, *, selected_fraction: float, workdir: Path = Path(".")) -> list[dict]:
-    """Per training rule: jobs, model, images per epoch, epochs (the maximum)."""
-    size = data_sizes(config, workdir)
-    cr, ci, ii, dg, cs = (config[k] for k in ("crops", "cifar", "iic", "digits", "coreset"))
-    crops_images = min(cr["train_size"] or size["mnist"], size["mnist"] - cr["validation_size"])
-    digits_train = min(dg["train_size"] or size["digits"], size["digits"])
-    fit = round(digits_train * (1 - dg["validation_fraction"]))
-    folds = dg["step2"]["folds"]
-    n_pairs, b = size["ellipses"], cs["batch_size"]
-    sel_steps = selection_steps(n_pairs, b, fraction=selected_fraction, initial=cs["selection"]["initial"],
-                                first_epochs=cs["stopping"]["max_epochs"])
-    subset = max(cs["selection"]["initial"], round(selected_fraction * n_pairs))
-    rules = [
-        *[(f"crops_train ({part})", "mnist_cnn", crops_images, cr["stopping"]["max_epochs"])
-          for part in ("baseline", "window", "confirm")],
-        ("cifar_train", "vgg", ci["train_size"] or size["cifar10"], ci["epochs"]),
-        ("iic_train", "iic_net", ii["train_size"] or size["mnist"], ii["epochs"]),
-        ("digits_train (step1)", "cnn_medium", fit, dg["step1"]["epochs"]),
-        ("digits_train (ladder)", "cnn_medium", fit, dg["step2"]["epochs"]),
-        ("digits_train (fold)", "cnn_medium", round(digits_train * (folds - 1) / folds), dg["step2"]["epochs"]),
-        # the coreset's runs in gradient steps x batch: one "epoch" of that many images
-        ("coreset_train (select)", "unet", sel_steps * b, 1),
-        ("coreset_train (control)", "unet", subset, cs["stopping"]["max_epochs"]),
-        ("coreset_train (matched)", "unet", sel_steps * b, 1),
-    ]
-    return [{"rule": r, "jobs": counts.get(r, 0), "model": m, "images_per_epoch": int(n), "epochs": int(e)}
-            for r, m, n, e in rules if counts.get(r, 0)]
+def selection_seconds(t: dict, config: dict, *, selected_fraction: float) -> float:
+    """The coreset selection from the matched control's timed step ``t`` (same U-Net, pairs and batch): its
+    gradient steps, a pass over the selected pairs after each epoch and one over the pool, each pass at a
+    third of a step per batch (a forward pass), and the control's time outside its epochs."""
+    cs = config["coreset"]
+    n, b = config["data"]["ellipses"]["train_size"], cs["batch_size"]
+    first = cs["stopping"]["max_epochs"]
+    steps = selection_steps(n, b, fraction=selected_fraction, initial=cs["selection"]["initial"], first_epochs=first)
+    passes = steps + math.ceil(n / b)  # one pass over the selected pairs per epoch: as many batches as steps
+    return t["job_seconds"] - t["fit_seconds"] + (steps + passes / 3.0) * t["step_seconds"]
 
 
-def measured_fraction(results: Path) -> float | None:
-    """The in-order selection's selected fraction from a finished run, if any."""
-    import json
+def finished_coreset(results: Path) -> dict:
+    """What a finished coreset study (``results``/coreset/runs.csv, e.g. the earlier run of the same config)
+    says about the costs that depend on the data: the in-order selection's selected fraction
+    (``fraction``) and the mean epochs the stop-at-target controls ran (``epochs``: row -> epochs)."""
+    import pandas as pd
 
-    f = Path(results) / "coreset" / "select" / "in_order" / "metrics.json"
+    f = Path(results) / "coreset" / "runs.csv"
     if not f.exists():
-        return None
-    m = json.loads(f.read_text())
-    return m["pairs_used"] / m["train_pairs"]
+        return {"fraction": None, "epochs": {}}
+    runs = pd.read_csv(f)
+    sel = runs[runs["run"] == "in_order"]
+    epochs = {row: float(runs[runs["run"].str.startswith(prefix) & ~runs["run"].str.endswith("_matched_steps")]
+                         ["epochs_run"].mean()) for row, prefix in STOP_AT_TARGET.items()}
+    return {"fraction": float(sel["pairs_used"].iloc[0] / sel["train_pairs"].iloc[0]) if len(sel) else None,
+            "epochs": {k: v for k, v in epochs.items() if math.isfinite(v)}}
 
 
-def measure_rates(config: dict, *, scale: float = 0.25) -> dict:
-    """Images per second of each model's training step at the config's size and batch, on this machine."""
-    import os
-
-    from anatomy.bench.common import build_data
-    from anatomy.bench.pipeline import bench_pipeline
-    from anatomy.training.setup import RunSettings, configure_tensorflow
-
-    try:
-        configure_tensorflow(RunSettings(threads=config.get("threads") or os.cpu_count() or 1, seed=0))
-    except RuntimeError:
-        pass
-    with tempfile.TemporaryDirectory(prefix="plan-data-") as d, warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # Keras on the finite timing datasets: intended
-        _, rates = bench_pipeline(build_data(Path(d)), config, scale=scale, repeats=1, device="", ours_only=True)
-    return {k: v["ours"] for k, v in rates.items()}
-
-
-def estimate(rules: list[dict], rates: dict, counts: dict) -> list[dict]:
-    """Seconds per job and CPU-hours per training rule; the other jobs as one row."""
+def estimate(counts: dict, timed: dict, config: dict, *, selected_fraction: float,
+             stop_epochs: dict | None = None) -> list[dict]:
+    """Seconds per job and CPU-hours per row; the jobs that do not train as one row. ``stop_epochs``: the
+    epochs of the stop-at-target rows from a finished run (:func:`finished_coreset`); else their maximum."""
+    stop_epochs = stop_epochs or {}
     rows = []
-    for r in rules:
-        rate = rates[r["model"]]
-        job_s = TRAIN_OVERHEAD_S + r["images_per_epoch"] * r["epochs"] / rate
-        rows.append({**r, "images_per_second": round(rate, 1), "seconds_per_job": round(job_s, 1),
-                     "cpu_hours": r["jobs"] * job_s / 3600})
-    trained = {r["rule"] for r in rules}
-    others = sum(n for k, n in counts.items() if k not in trained and k != "all")
-    rows.append({"rule": "(every other job)", "jobs": others, "model": "", "images_per_epoch": 0, "epochs": 0,
-                 "images_per_second": float("nan"), "seconds_per_job": OTHER_OVERHEAD_S,
+    for row, t in sorted({**timed, **{r: timed[src] for r, src in TIMED_AS.items() if src in timed}}.items()):
+        if not counts.get(row):
+            continue
+        select = row == "coreset_train (select)"
+        epochs = stop_epochs.get(row, t["epochs"])
+        secs = selection_seconds(t, config, selected_fraction=selected_fraction) if select else job_seconds(t, epochs)
+        rows.append({"rule": row, "jobs": counts[row], "timed_as": TIMED_AS.get(row, ""),
+                     "epochs": "selection" if select else round(epochs, 1), "steps_per_epoch": t["steps_per_epoch"],
+                     "step_ms": round(1000 * t["step_seconds"], 1), "epoch_end_s": round(t["epoch_end_seconds"], 2),
+                     "rest_s": round(t["job_seconds"] - t["fit_seconds"] + t["first_epoch_extra_seconds"], 1),
+                     "seconds_per_job": round(secs, 1), "cpu_hours": counts[row] * secs / 3600})
+    untimed = [r for r in counts if r not in {x["rule"] for x in rows} and r != "all"]
+    others = sum(counts[r] for r in untimed)
+    rows.append({"rule": "(every other job)", "jobs": others, "timed_as": "", "epochs": "", "steps_per_epoch": "",
+                 "step_ms": "", "epoch_end_s": "", "rest_s": OTHER_OVERHEAD_S, "seconds_per_job": OTHER_OVERHEAD_S,
                  "cpu_hours": others * OTHER_OVERHEAD_S / 3600})
     return rows
 
@@ -234,11 +311,14 @@ def per_study(rows: list[dict]) -> dict:
     return out
 
 
+COLUMNS = ["rule", "jobs", "timed_as", "epochs", "steps_per_epoch", "step_ms", "epoch_end_s", "rest_s",
+           "seconds_per_job", "cpu_hours"]
+
+
 def format_plan(rows: list[dict], cores: int) -> str:
-    cols = ["rule", "jobs", "model", "images_per_epoch", "epochs", "images_per_second", "seconds_per_job", "cpu_hours"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
-        lines.append("| " + " | ".join(f"{r[c]:.2f}" if c == "cpu_hours" else str(r[c]) for c in cols) + " |")
+        lines.append("| " + " | ".join(f"{r[c]:.2f}" if c == "cpu_hours" else str(r[c]) for c in COLUMNS) + " |")
     total = sum(r["cpu_hours"] for r in rows)
     lines += ["", f"total: {sum(r['jobs'] for r in rows)} jobs, {total:.2f} CPU-hours on this machine; "
               f"about {wall_hours(rows, cores):.2f} h wall with --cores {cores} (one thread per job)", "",
@@ -250,18 +330,70 @@ def format_plan(rows: list[dict], cores: int) -> str:
     return "\n".join(lines)
 
 
+def compare(rows: list[dict], cores: int, snapshots) -> str:
+    """Per study: the estimated wall time (its jobs alone on ``cores``), the measured one (``snapshots``:
+    :func:`anatomy.timings.study_snapshots` of the studies' records) and their ratio, as a markdown table."""
+    groups = per_study(rows)
+    lines = ["| study | estimated_minutes | measured_minutes | measured / estimated | machine | commit |",
+             "|---|---|---|---|---|---|"]
+    for r in snapshots.itertuples():
+        if r.study not in groups:
+            continue
+        est = 60 * wall_hours(groups[r.study], cores)
+        lines.append(f"| {r.study} | {est:.1f} | {r.wall_minutes:.1f} | {r.wall_minutes / est:.2f} | {r.machine} | "
+                     f"{r.commit} |")
+    return "\n".join(lines)
+
+
+def provenance(argv) -> str:
+    """Which command timed an estimate, when, at which commit, on which machine."""
+    import datetime
+
+    from anatomy.timings import commit, cpu_model
+
+    return (f"Timed by `python -m anatomy.plan {' '.join(argv)}` on {datetime.date.today().isoformat()}, commit "
+            f"{commit()}, {os.cpu_count()} CPU cores ({cpu_model()}): an estimate, not a measurement of the run.")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m anatomy.plan", description=__doc__.split("\n\n")[0])
     ap.add_argument("--configfile", type=Path, default=None, help="merged over config/config.yaml, as Snakemake does")
-    ap.add_argument("--cores", type=int, default=2)
-    ap.add_argument("--results", type=Path, default=Path("results"), help="a finished run to read the selection from")
+    ap.add_argument("--cores", type=int, default=2, help="jobs side by side, in the timing and in the estimate")
+    ap.add_argument("--steps", type=int, default=TIMED_STEPS, help="steps in each of the two timed epochs")
+    ap.add_argument("--results", type=Path, default=Path("results"),
+                    help="a finished run whose coreset/runs.csv gives the selected fraction and the controls' epochs")
+    ap.add_argument("--selected-fraction", type=float, default=None,
+                    help="the coreset selection's selected fraction (default: a finished run's, else the post's)")
+    ap.add_argument("--studies", nargs="*", default=None, help="time these studies' rows only (default: all)")
+    ap.add_argument("--keep", type=Path, default=None, help="time in this folder and keep it (logs, timings)")
+    ap.add_argument("--json", type=Path, default=None, help="keep the estimate here (for --from-json)")
+    ap.add_argument("--from-json", type=Path, default=None, help="no timing: an estimate kept with --json")
+    ap.add_argument("--compare", type=Path, default=None, metavar="RECORDS",
+                    help="and the measured studies beside it (RECORDS/<study>/timings.md, e.g. docs/results/laptop)")
+    ap.add_argument("--write", type=Path, default=None, help="also write the printed text here as markdown")
     a = ap.parse_args(argv)
-    config = load_config(a.configfile)
-    counts = dry_run_counts(config)
-    fraction = measured_fraction(a.results) or PUBLISHED_SELECTED_FRACTION
-    rules = training_rules(config, counts, selected_fraction=fraction, workdir=Path.cwd())
-    rows = estimate(rules, measure_rates(config), counts)
-    print(format_plan(rows, a.cores))
+    if a.from_json:
+        kept = json.loads(a.from_json.read_text())
+    else:
+        config = load_config(a.configfile)
+        counts, timed = time_rows(config, cores=a.cores, steps=a.steps, studies=a.studies, keep=a.keep)
+        counts = {k: n for k, n in counts.items() if a.studies is None or k.split("_")[0] in a.studies}
+        finished = finished_coreset(a.results)
+        fraction = a.selected_fraction or finished["fraction"] or PUBLISHED_SELECTED_FRACTION
+        kept = {"cores": a.cores, "config": str(a.configfile or "config/config.yaml"),
+                "provenance": provenance(argv if argv is not None else sys.argv[1:]),
+                "rows": estimate(counts, timed, config, selected_fraction=fraction, stop_epochs=finished["epochs"])}
+        if a.json:
+            a.json.write_text(json.dumps(kept, indent=1))
+    text = f"{kept['provenance']}\n\n{format_plan(kept['rows'], kept['cores'])}"
+    if a.compare:
+        from anatomy.timings import study_snapshots
+
+        text += ("\n\nMeasured, study by study (each study's own record under "
+                 f"{a.compare}):\n\n{compare(kept['rows'], kept['cores'], study_snapshots(a.compare))}")
+    print(text)
+    if a.write:
+        a.write.write_text(f"# The cost of `{kept['config']}`\n\n{text}\n")
     return 0
 
 

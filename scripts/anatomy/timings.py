@@ -53,7 +53,7 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -63,7 +63,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _commit() -> str:
+def commit() -> str:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     return out or "unknown"
 
@@ -132,8 +132,8 @@ def snapshot(results, dest, *, wall_seconds: float | None, command: str, study: 
         shutil.copyfile(Path(results) / "summary.md", dest / "summary.md")
     wall = f"{wall_seconds / 60:.1f} min ({wall_seconds:.0f} s)" if wall_seconds else "not recorded"
     head = [f"# Timings of `{command}`", "",
-            f"- date: {datetime.date.today().isoformat()}; commit: {_commit()}",
-            f"- machine: {os.cpu_count()} CPU cores, {_cpu_model()}, {platform.system()} {platform.machine()}",
+            f"- date: {datetime.date.today().isoformat()}; commit: {commit()}",
+            f"- machine: {os.cpu_count()} CPU cores, {cpu_model()}, {platform.system()} {platform.machine()}",
             *([f"- data: {data}"] if data else []),
             f"- wall time: {wall}", "",
             "Job-seconds per study (sum of the jobs' wall times from `results/benchmarks/`; jobs run "
@@ -159,7 +159,7 @@ def gather(results, dest, *, command: str) -> Path:
         f"# Timings of `{command}`, study by study\n\nEach study was run on its own (its folder's "
         "`timings.md` has the command, data and load beside it); `summary.md` was then written by the "
         f"workflow's `summary` rule from their tables on {datetime.date.today().isoformat()} at commit "
-        f"{_commit()}.\n\n" + markdown(studies) + f"\nThe studies' wall times add up to {hours:.1f} h.\n")
+        f"{commit()}.\n\n" + markdown(studies) + f"\nThe studies' wall times add up to {hours:.1f} h.\n")
     return dest
 
 

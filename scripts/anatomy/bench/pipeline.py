@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from anatomy.bench.common import best_rate, row, side_by_side
+from anatomy.bench.common import row, side_by_side
 from anatomy.bench.flops import training_flops
 
 
@@ -27,12 +27,8 @@ def _fit_rates(model, data_fn, x_np, y_np, *, batch: int, steps: int, compare: C
     return compare(ours, theirs)
 
 
-def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device: str,
-                   ours_only: bool = False) -> tuple[list, dict]:
-    """The training step of every study's model on the workflow's data path vs ``model.fit`` on arrays.
-
-    ``ours_only`` (``anatomy.plan``): the workflow's side alone, for its speed; no comparison rows are kept.
-    """
+def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device: str) -> tuple[list, dict]:
+    """The training step of every study's model on the workflow's data path vs ``model.fit`` on arrays."""
     import keras
     import tensorflow as tf
 
@@ -52,10 +48,7 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
     steps = lambda s: max(2, int(round(s * scale)))  # noqa: E731
 
     def compare(ours, theirs):
-        """Warm-up (tracing, allocation), then both sides interleaved; ours alone when planning."""
-        if ours_only:
-            ours()
-            return best_rate(ours, repeats), float("nan")
+        """Warm-up (tracing, allocation), then both sides interleaved."""
         ours(), theirs()
         return side_by_side(ours, theirs, repeats)
 
@@ -75,11 +68,10 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
         flops=training_flops(model))
 
     # the same CNN at batch 128: the compute-efficiency row
-    if not ours_only:
-        add("mnist_cnn_b128", "crops MNIST CNN", 128,
-            *_fit_rates(model, lambda n: ArrayData(x[:n], y[:n], batch_size=128, seed=0,
-                                                 target=lambda t: keras.ops.one_hot(t, 10)),
-                        xf, yh, batch=128, steps=steps(45), compare=compare), flops=training_flops(model))
+    add("mnist_cnn_b128", "crops MNIST CNN", 128,
+        *_fit_rates(model, lambda n: ArrayData(x[:n], y[:n], batch_size=128, seed=0,
+                                             target=lambda t: keras.ops.one_hot(t, 10)),
+                    xf, yh, batch=128, steps=steps(45), compare=compare), flops=training_flops(model))
 
     # digits: CNNMedium (no augmentation on either side; augmentation has its own rows)
     b = cfg["digits"]["batch_size"]

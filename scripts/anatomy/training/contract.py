@@ -35,6 +35,8 @@ from anatomy.io import atomic_path, write_json
 
 PREEMPTED_EXIT = 143  # 128 + SIGTERM, what a scheduler expects
 BACKUP_SECONDS = 10.0  # at most this much training is redone after a kill (plus the epoch under way)
+# "<steps>:<folder>": time two epochs of <steps> steps each and write what they cost to <folder> (anatomy.plan)
+TIMING_ENV = "ANATOMY_TIME_EPOCHS"
 
 
 class Preempted(SystemExit):
@@ -105,6 +107,45 @@ class EvaluateEachEpoch(keras.callbacks.Callback):
             return
         res = self.model.evaluate(*self.data, batch_size=self.batch_size, verbose=0, return_dict=True)
         logs.update({f"{self.prefix}{k}": float(v) for k, v in res.items()})
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """When each epoch began and ended and each of its steps ended (``time.perf_counter``), for
+    :func:`epoch_costs`. Placed last, so that an epoch's end includes every other callback's work."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs: list = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append({"begin": time.perf_counter(), "steps": []})
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.epochs[-1]["steps"].append(time.perf_counter())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs[-1]["end"] = time.perf_counter()
+
+
+def epoch_costs(timer: EpochTimer) -> dict:
+    """What one epoch costs, from two timed epochs of the same steps: ``step_seconds`` (the second epoch's
+    steps after its first), ``epoch_end_seconds`` (from its last step to its end: validation, per-epoch
+    evaluation, backups) and ``first_epoch_extra_seconds`` (the first epoch over the second: tracing)."""
+    first, second = timer.epochs[:2]
+    steps = second["steps"]
+    walls = [e["end"] - e["begin"] for e in (first, second)]
+    return {"step_seconds": (steps[-1] - steps[0]) / max(1, len(steps) - 1),
+            "epoch_end_seconds": second["end"] - steps[-1], "first_epoch_extra_seconds": walls[0] - walls[1],
+            "timed_steps": len(steps)}
+
+
+def timing_request() -> tuple[int, Path] | None:
+    """(steps, folder) when :data:`TIMING_ENV` asks this process to time its training, else None."""
+    value = os.environ.get(TIMING_ENV)
+    if not value:
+        return None
+    steps, folder = value.split(":", 1)
+    return max(2, int(steps)), Path(folder)
 
 
 class RecordEachEpoch(keras.callbacks.Callback):
@@ -345,6 +386,11 @@ def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None,
         stopped = state["stopped"]
         print(f"resuming from the backup after epoch {start} ({backup_dir})", flush=True)
     install_sigterm_handler()
+    timing, timer = timing_request(), EpochTimer()
+    # timed (anatomy.plan): two epochs of a few steps each, with everything the run does at an epoch's end
+    run_epochs, steps = (min(2, epochs), min(timing[0], data.steps_per_epoch)) if timing else \
+        (epochs, data.steps_per_epoch)
+    fit_start = time.perf_counter()
     if start < epochs and not stopped:
         model.stop_training = False
         cbs = [keras.callbacks.TerminateOnNaN(), *callbacks, HistoryRecorder(history_rows, epochs),
@@ -352,10 +398,11 @@ def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None,
         if files.get("tensorboard"):  # opt-in (config `tensorboard: true`); a resumed run appends to the same folder
             cbs.append(keras.callbacks.TensorBoard(log_dir=str(files["tensorboard"]), write_graph=False,
                                                    profile_batch=0))
-        model.fit(data.dataset(start, epochs), epochs=epochs, initial_epoch=start,
-                  steps_per_epoch=data.steps_per_epoch, validation_data=validation,
+        model.fit(data.dataset(start, epochs), epochs=run_epochs, initial_epoch=start, steps_per_epoch=steps,
+                  validation_data=validation,
                   validation_batch_size=validation_batch_size if isinstance(validation, tuple) else None,
-                  callbacks=cbs, shuffle=False, verbose=0)
+                  callbacks=[*cbs, timer], shuffle=False, verbose=0)
+    fit_end = time.perf_counter()
     diverged = any(not math.isfinite(r.get("loss", 0.0)) for r in history_rows)
     test = evaluate(model) if (evaluate is not None and not diverged) else {}
     metrics = {"test": test, **run_metrics(history_rows, diverged=diverged, max_epochs=epochs, t_start=t_start,
@@ -367,4 +414,8 @@ def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None,
     write_history_csv(files["history"], history_rows)
     write_json(files["metrics"], metrics)  # last: the job is complete once it exists
     shutil.rmtree(backup_dir, ignore_errors=True)
+    if timing and len(timer.epochs) == 2:
+        write_json(timing[1] / f"{hashlib.sha256(str(files['metrics']).encode()).hexdigest()[:16]}.json",
+                   {"metrics": str(files["metrics"]), "fit_seconds": fit_end - fit_start, **epoch_costs(timer),
+                    "steps_per_epoch": data.steps_per_epoch, "epochs": epochs})
     return metrics
