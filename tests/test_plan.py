@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -145,3 +146,7 @@ def test_the_comparison_puts_each_studys_estimate_beside_its_measured_wall_time(
     lines = plan.compare(rows, 2, snaps).splitlines()
     assert lines[2] == "| crops | 30.0 | 45.0 | 1.50 | 2 CPU cores, Intel | abc |"  # 4 x 15 min on 2 slots
     assert len(lines) == 3  # a study without an estimate is left out
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    snaps["commit"] = head
+    assert "| 1.50 |" in plan.compare(rows, 2, snaps, since=f"{head}~1")  # a run made after the estimate
+    assert "(an earlier run)" in plan.compare(rows, 2, snaps.assign(commit=f"{head}~1"), since=head)

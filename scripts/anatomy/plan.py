@@ -124,30 +124,22 @@ def job_part(rule: str, wildcards: dict) -> str:
     return f"{rule} ({part})"
 
 
-def dry_run(config: dict, workdir: Path, *, forceall: bool = True) -> str:
-    """Snakemake's dry run of ``config`` (written to ``workdir``/config/config.yaml unless ``workdir`` has one)."""
+def dry_run(config: dict, workdir: Path) -> str:
+    """Snakemake's dry run of every job of ``config`` from scratch (``-n --forceall``), in ``workdir`` (its
+    config/config.yaml is ``config``)."""
     cfg = Path(workdir) / "config" / "config.yaml"
-    if not cfg.exists():
-        cfg.parent.mkdir(parents=True, exist_ok=True)
-        cfg.write_text(yaml.safe_dump(config, sort_keys=False))
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(yaml.safe_dump(config, sort_keys=False))
     p = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-                        str(workdir), "-n", "--cores", "1", *(["--forceall"] if forceall else [])],
-                       capture_output=True, text=True)
+                        str(workdir), "-n", "--forceall", "--cores", "1"], capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"snakemake -n failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
     return p.stdout + p.stderr
 
 
-def dry_run_counts(config: dict, workdir: Path | None = None) -> dict:
-    """Every job of ``config`` run from scratch, per row (``snakemake -n --forceall``), in ``workdir`` when
-    given (its data paths resolve there), else in an empty folder. The confirmation runs follow the crops
-    checkpoint; a dry run lists them only once it has run, so they are counted from the config otherwise."""
-    with tempfile.TemporaryDirectory(prefix="plan-") as d:
-        text = dry_run(config, Path(workdir or d))
-    return count_jobs(config, dry_run_jobs(text))
-
-
 def count_jobs(config: dict, jobs: list[dict]) -> dict:
+    """Jobs per row. The confirmation runs follow the crops checkpoint; a dry run lists them only once it
+    has run, so they are counted from the config otherwise."""
     counts = Counter(job_part(j["rule"], j["wildcards"]) for j in jobs)
     crops, confirm = config["crops"], "crops_train (confirm)"
     if counts.get("crops_select") and not counts.get(confirm):
@@ -330,9 +322,10 @@ def format_plan(rows: list[dict], cores: int) -> str:
     return "\n".join(lines)
 
 
-def compare(rows: list[dict], cores: int, snapshots) -> str:
+def compare(rows: list[dict], cores: int, snapshots, since: str | None = None) -> str:
     """Per study: the estimated wall time (its jobs alone on ``cores``), the measured one (``snapshots``:
-    :func:`anatomy.timings.study_snapshots` of the studies' records) and their ratio, as a markdown table."""
+    :func:`anatomy.timings.study_snapshots` of the studies' records) and their ratio, as a markdown table. A
+    record made at a commit that does not contain ``since`` (the estimate's) ran an earlier config: no ratio."""
     groups = per_study(rows)
     lines = ["| study | estimated_minutes | measured_minutes | measured / estimated | machine | commit |",
              "|---|---|---|---|---|---|"]
@@ -340,9 +333,16 @@ def compare(rows: list[dict], cores: int, snapshots) -> str:
         if r.study not in groups:
             continue
         est = 60 * wall_hours(groups[r.study], cores)
-        lines.append(f"| {r.study} | {est:.1f} | {r.wall_minutes:.1f} | {r.wall_minutes / est:.2f} | {r.machine} | "
-                     f"{r.commit} |")
+        ratio = f"{r.wall_minutes / est:.2f}" if since is None or _contains(r.commit, since) else \
+            "(an earlier run)"
+        lines.append(f"| {r.study} | {est:.1f} | {r.wall_minutes:.1f} | {ratio} | {r.machine} | {r.commit} |")
     return "\n".join(lines)
+
+
+def _contains(commit: str, ancestor: str) -> bool:
+    """Whether ``commit`` has ``ancestor`` in its history (git, in this repository)."""
+    p = subprocess.run(["git", "-C", str(ROOT), "merge-base", "--is-ancestor", ancestor, commit], capture_output=True)
+    return p.returncode == 0
 
 
 def provenance(argv) -> str:
@@ -380,7 +380,9 @@ def main(argv=None) -> int:
         counts = {k: n for k, n in counts.items() if a.studies is None or k.split("_")[0] in a.studies}
         finished = finished_coreset(a.results)
         fraction = a.selected_fraction or finished["fraction"] or PUBLISHED_SELECTED_FRACTION
-        kept = {"cores": a.cores, "config": str(a.configfile or "config/config.yaml"),
+        from anatomy.timings import commit
+
+        kept = {"cores": a.cores, "config": str(a.configfile or "config/config.yaml"), "commit": commit(),
                 "provenance": provenance(argv if argv is not None else sys.argv[1:]),
                 "rows": estimate(counts, timed, config, selected_fraction=fraction, stop_epochs=finished["epochs"])}
         if a.json:
@@ -390,7 +392,7 @@ def main(argv=None) -> int:
         from anatomy.timings import study_snapshots
 
         text += ("\n\nMeasured, study by study (each study's own record under "
-                 f"{a.compare}):\n\n{compare(kept['rows'], kept['cores'], study_snapshots(a.compare))}")
+                 f"{a.compare}):\n\n{compare(kept['rows'], kept['cores'], study_snapshots(a.compare), kept.get('commit'))}")
     print(text)
     if a.write:
         a.write.write_text(f"# The cost of `{kept['config']}`\n\n{text}\n")
