@@ -80,6 +80,18 @@ def test_smoke_run_writes_every_requested_row(tmp_path):
     assert "| synthetic/ellipses |" in cli.format_table(table)
 
 
+def test_the_precision_rows_time_each_model_under_both_policies_and_restore_the_default():
+    import keras
+
+    from anatomy.bench.precision import bench_precision
+    from anatomy.plan import load_config
+
+    rows = bench_precision(load_config(None), scale=0.1, repeats=1, device="CPU")
+    assert [r["row"] for r in rows] == ["precision/mnist_cnn", "precision/cnn_medium", "precision/vgg"]
+    assert all(r["ours"] > 0 and r["theirs"] > 0 and r["ratio"] == r["ours"] / r["theirs"] for r in rows)
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
 def test_unknown_part_is_refused(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--parts", "pipeline,warp"])

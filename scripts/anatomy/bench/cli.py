@@ -17,6 +17,7 @@ from anatomy.bench.augment import bench_augment
 from anatomy.bench.common import COLUMNS, ROOT, build_data
 from anatomy.bench.flops import bench_flops
 from anatomy.bench.pipeline import bench_pipeline, bench_selection
+from anatomy.bench.precision import bench_precision
 from anatomy.bench.scaling import bench_cores, bench_epoch_scaling
 from anatomy.bench.startup import bench_startup
 from anatomy.bench.synthetic import bench_synthetic
@@ -32,7 +33,7 @@ def versions() -> str:
             f"snakemake {snakemake.__version__}, {os.cpu_count()} CPUs, {platform.machine()}")
 
 
-PARTS = ("pipeline", "augment", "synthetic", "flops", "workflow", "scaling", "startup")
+PARTS = ("pipeline", "augment", "synthetic", "flops", "workflow", "scaling", "startup", "precision")
 
 
 def run(*, out: Path, parts=PARTS, scale: float = 1.0, repeats: int = 3, workdir: Path = Path("."),
@@ -73,6 +74,8 @@ def run(*, out: Path, parts=PARTS, scale: float = 1.0, repeats: int = 3, workdir
             rows += bench_cores(cfg, full_quick=full_quick)
         if "startup" in parts:
             rows += bench_startup(repeats=repeats)
+        if "precision" in parts:
+            rows += bench_precision(cfg, scale=scale, repeats=repeats, device=device)
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["versions"] = versions()
     table["seconds_total"] = round(time.perf_counter() - t_start, 1)
