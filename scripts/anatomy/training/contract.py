@@ -401,7 +401,7 @@ def fit_with_contract(model, data, *, epochs: int, files: dict, validation=None,
         model.fit(data.dataset(start, epochs), epochs=run_epochs, initial_epoch=start, steps_per_epoch=steps,
                   validation_data=validation,
                   validation_batch_size=validation_batch_size if isinstance(validation, tuple) else None,
-                  callbacks=[*cbs, timer], shuffle=False, verbose=0)
+                  callbacks=[*cbs, timer] if timing else cbs, shuffle=False, verbose=0)
     fit_end = time.perf_counter()
     diverged = any(not math.isfinite(r.get("loss", 0.0)) for r in history_rows)
     test = evaluate(model) if (evaluate is not None and not diverged) else {}
