@@ -218,7 +218,8 @@ def test_a_timed_run_trains_two_short_epochs_and_records_what_an_epoch_costs(tmp
     import keras
     import numpy as np
 
-    from anatomy.training.contract import TIMING_ENV, EvaluateEachEpoch, fit_with_contract
+    from anatomy.training.contract import EvaluateEachEpoch, fit_with_contract
+    from anatomy.training.setup import TIMING_ENV
     from anatomy.training.pipeline import ArrayData
 
     x = np.random.default_rng(0).integers(0, 256, (320, 4, 4, 1), dtype=np.uint8)

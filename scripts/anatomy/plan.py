@@ -4,7 +4,7 @@ Snakemake's own dry run lists every job. The training jobs that cost the same fa
 rule's part of its run table: ``crops_train (window)``, ``cifar_train (noisybn)``, ``digits_train (fold)``).
 One job of each row then runs for real - the rule's own script, in a scratch folder, on data of the config's
 size (the configured files, or random images of the full sets' shapes where the config downloads) - while
-the training contract times two short epochs (:data:`anatomy.training.contract.TIMING_ENV`): a step as the
+the training contract times two short epochs (:data:`anatomy.training.setup.TIMING_ENV`): a step as the
 study runs it (augmentation, the noise layer, the IIC pair), an epoch's end (validation, per-epoch
 evaluation, the backup) and the first epoch's tracing. Its benchmark file gives the rest (start-up, data,
 final evaluation, predictions, saving). A job of that row then costs
@@ -179,7 +179,7 @@ def time_rows(config: dict, *, cores: int, steps: int = TIMED_STEPS, keep: Path 
     (``cores`` trainings sharing the machine, their input pipelines included), in a scratch folder (``keep``:
     this folder, kept; ``base``: where the config's relative data paths start). Returns (the job counts per
     row, {row: the timed jobs' mean costs and benchmark seconds})."""
-    from anatomy.training.contract import TIMING_ENV
+    from anatomy.training.setup import TIMING_ENV
 
     with tempfile.TemporaryDirectory(prefix="plan-") as scratch:
         work = Path(keep or scratch)

@@ -32,11 +32,10 @@ import keras
 import numpy as np
 
 from anatomy.io import atomic_path, write_json
+from anatomy.training.setup import TIMING_ENV
 
 PREEMPTED_EXIT = 143  # 128 + SIGTERM, what a scheduler expects
 BACKUP_SECONDS = 10.0  # at most this much training is redone after a kill (plus the epoch under way)
-# "<steps>:<folder>": time two epochs of <steps> steps each and write what they cost to <folder> (anatomy.plan)
-TIMING_ENV = "ANATOMY_TIME_EPOCHS"
 
 
 class Preempted(SystemExit):

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# "<steps>:<folder>": the training contract times two epochs of <steps> steps each and writes what they cost to
+# <folder> (``anatomy.plan``; :func:`anatomy.training.contract.timing_request`)
+TIMING_ENV = "ANATOMY_TIME_EPOCHS"
 # Optional extras Keras imports when they are installed and no job here uses through Keras (its scikit-learn
 # wrappers, IPython display): 0.8 s of a 4.2 s import, paid by every training job (`python -m anatomy.bench`,
 # row startup/keras_import). Our own code imports scikit-learn itself, later, as usual.
