@@ -29,6 +29,7 @@ def anatomy_provenance(wc):
     return provenance(wc.name, DATASETS[wc.name]["source"], SCALE)
 
 
+ANATOMY_H5 = f"{RESULTS}/datasets/{{name}}/data.h5"
 # One training run of a part (rules anatomy_train and anatomy_fold), its log and benchmark names.
 ANATOMY_RUN = f"{RESULTS}/datasets/{{name}}/{{part}}/{{run}}/seed{{seed}}"
 ANATOMY_RUN_LOG = f"datasets/{{name}}/{{part}}_{{run}}_seed{{seed}}"
@@ -60,7 +61,7 @@ def anatomy_runs(wc, part, runs, seeds, kind):
 
 rule anatomy_train:
     input:
-        h5=f"{RESULTS}/datasets/{{name}}/data.h5",
+        h5=ANATOMY_H5,
         # subset runs: the training images ranked by the examples part's data map
         ranking=lambda wc: (
             [f"{anatomy_dir(wc.name)}/examples.csv"] if wc.part == "subset" else []
@@ -84,64 +85,27 @@ rule anatomy_train:
         **TRAIN_PARAMS,
         settings=anatomy_part_settings,
         backup=anatomy_backup,
-        contract_keys=["model", "history", "metrics"],
     script:
         "../scripts/own/train.py"
 
 
-rule anatomy_fold:
-    """The runs that also write predictions.npz: examples and ensemble folds, clustering (IIC) runs."""
+# The runs that also write predictions.npz: examples and ensemble folds, clustering (IIC) runs.
+use rule anatomy_train as anatomy_fold with:
     input:
-        h5=f"{RESULTS}/datasets/{{name}}/data.h5",
+        h5=ANATOMY_H5,
     output:
         **run_outputs(ANATOMY_RUN),
         predictions=f"{ANATOMY_RUN}/predictions.npz",
-    log:
-        f"{RESULTS}/logs/{ANATOMY_RUN_LOG}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/{ANATOMY_RUN_LOG}.tsv"
     wildcard_constraints:
         name=ANATOMY_NAMES,
         part="examples|ensemble|clustering",
         run=r"fold\d+|iic",
-    conda:
-        CONDA_ENV
-    threads: config["threads"]
-    resources:
-        **train_resources(mem_mb=3000, runtime=120),
-    params:
-        **TRAIN_PARAMS,
-        settings=anatomy_part_settings,
-        backup=anatomy_backup,
-        contract_keys=["model", "history", "metrics", "predictions"],
-    script:
-        "../scripts/own/train.py"
 
 
 def anatomy_memorisation_runs(wc, kind="history.csv"):
     s = settings(ANATOMY[wc.name])
     runs = memorisation_runs(s)
     return anatomy_runs(wc, "memorisation", runs, s["memorisation"]["seeds"], kind)
-
-
-rule anatomy_memorisation:
-    input:
-        h5=f"{RESULTS}/datasets/{{name}}/data.h5",
-        histories=anatomy_memorisation_runs,
-        metrics=lambda wc: anatomy_memorisation_runs(wc, "metrics.json"),
-    output:
-        table=anatomy_output("memorisation", "memorisation.csv"),
-        figure=anatomy_output("memorisation", "figures/memorisation.png"),
-    log:
-        f"{RESULTS}/logs/datasets/{{name}}/memorisation.log",
-    wildcard_constraints:
-        name=ANATOMY_NAMES,
-    conda:
-        CONDA_ENV
-    params:
-        provenance=anatomy_provenance,
-    script:
-        "../scripts/own/memorisation.py"
 
 
 def anatomy_window_runs(wc):
@@ -155,25 +119,6 @@ def anatomy_window_runs(wc):
     ]
 
 
-rule anatomy_windows:
-    input:
-        h5=f"{RESULTS}/datasets/{{name}}/data.h5",
-        histories=anatomy_window_runs,
-    output:
-        table=anatomy_output("windows", "windows.csv"),
-        figure=anatomy_output("windows", "figures/windows.png"),
-    log:
-        f"{RESULTS}/logs/datasets/{{name}}/windows.log",
-    wildcard_constraints:
-        name=ANATOMY_NAMES,
-    conda:
-        CONDA_ENV
-    params:
-        provenance=anatomy_provenance,
-    script:
-        "../scripts/own/windows.py"
-
-
 def anatomy_folds(wc, part="examples"):
     """Every fold model's predictions.npz: the examples part's (one seed) or the ensemble's (its seeds)."""
     e = settings(ANATOMY[wc.name])[part]
@@ -182,54 +127,9 @@ def anatomy_folds(wc, part="examples"):
     return anatomy_runs(wc, part, folds, seeds, "predictions.npz")
 
 
-rule anatomy_examples:
-    input:
-        h5=f"{RESULTS}/datasets/{{name}}/data.h5",
-        predictions=anatomy_folds,
-    output:
-        table=anatomy_output("examples", "examples.csv"),
-        summary=f"{RESULTS}/datasets/{{name}}/examples_audit.csv",
-        figure=anatomy_output("examples", "figures/examples.png"),
-        datamap=anatomy_output(
-            "examples", "figures/examples_datamap.png", "anatomy_examples_datamap"
-        ),
-    log:
-        f"{RESULTS}/logs/datasets/{{name}}/examples.log",
-    wildcard_constraints:
-        name=ANATOMY_NAMES,
-    conda:
-        CONDA_ENV
-    params:
-        provenance=anatomy_provenance,
-        show=lambda wc: settings(ANATOMY[wc.name])["examples"]["top"],
-    script:
-        "../scripts/own/examples.py"
-
-
 def anatomy_clustering_runs(wc, kind="history.csv"):
     seeds = settings(ANATOMY[wc.name])["clustering"]["seeds"]
     return anatomy_runs(wc, "clustering", ["iic"], seeds, kind)
-
-
-rule anatomy_clustering:
-    input:
-        h5=f"{RESULTS}/datasets/{{name}}/data.h5",
-        histories=anatomy_clustering_runs,
-        predictions=lambda wc: anatomy_clustering_runs(wc, "predictions.npz"),
-    output:
-        table=anatomy_output("clustering", "clustering.csv"),
-        confusion=f"{RESULTS}/datasets/{{name}}/clustering_confusion.csv",
-        figure=anatomy_output("clustering", "figures/clustering.png"),
-    log:
-        f"{RESULTS}/logs/datasets/{{name}}/clustering.log",
-    wildcard_constraints:
-        name=ANATOMY_NAMES,
-    conda:
-        CONDA_ENV
-    params:
-        provenance=anatomy_provenance,
-    script:
-        "../scripts/own/clustering.py"
 
 
 def anatomy_subset_runs(wc):
@@ -239,42 +139,72 @@ def anatomy_subset_runs(wc):
     )
 
 
-rule anatomy_subset:
-    input:
-        h5=f"{RESULTS}/datasets/{{name}}/data.h5",
-        metrics=anatomy_subset_runs,
-    output:
-        table=anatomy_output("subset", "subset.csv"),
-        figure=anatomy_output("subset", "figures/subset.png"),
-    log:
-        f"{RESULTS}/logs/datasets/{{name}}/subset.log",
-    wildcard_constraints:
-        name=ANATOMY_NAMES,
-    conda:
-        CONDA_ENV
-    params:
-        provenance=anatomy_provenance,
-    script:
-        "../scripts/own/subset.py"
+# Each part's table and figure: rule anatomy_<part>, script scripts/own/<part>.py. Its inputs, and the
+# outputs and params it has beyond table.csv, figures/<part>.png and the provenance.
+ANATOMY_AGGREGATIONS = {
+    "memorisation": {
+        "input": {
+            "h5": ANATOMY_H5,
+            "histories": anatomy_memorisation_runs,
+            "metrics": lambda wc: anatomy_memorisation_runs(wc, "metrics.json"),
+        },
+    },
+    "windows": {"input": {"h5": ANATOMY_H5, "histories": anatomy_window_runs}},
+    "examples": {
+        "input": {"h5": ANATOMY_H5, "predictions": anatomy_folds},
+        "output": {
+            "summary": f"{RESULTS}/datasets/{{name}}/examples_audit.csv",
+            "datamap": anatomy_output(
+                "examples",
+                "figures/examples_datamap.png",
+                "anatomy_examples_datamap",
+            ),
+        },
+        "params": {"show": lambda wc: settings(ANATOMY[wc.name])["examples"]["top"]},
+    },
+    "clustering": {
+        "input": {
+            "h5": ANATOMY_H5,
+            "histories": anatomy_clustering_runs,
+            "predictions": lambda wc: anatomy_clustering_runs(wc, "predictions.npz"),
+        },
+        "output": {
+            "confusion": f"{RESULTS}/datasets/{{name}}/clustering_confusion.csv"
+        },
+    },
+    "subset": {"input": {"h5": ANATOMY_H5, "metrics": anatomy_subset_runs}},
+    "ensemble": {
+        "input": {"predictions": lambda wc: anatomy_folds(wc, "ensemble")},
+        "params": {
+            "resamples": lambda wc: settings(ANATOMY[wc.name])["ensemble"]["bootstrap"]
+        },
+    },
+}
 
 
-rule anatomy_ensemble:
-    input:
-        predictions=lambda wc: anatomy_folds(wc, "ensemble"),
-    output:
-        table=anatomy_output("ensemble", "ensemble.csv"),
-        figure=anatomy_output("ensemble", "figures/ensemble.png"),
-    log:
-        f"{RESULTS}/logs/datasets/{{name}}/ensemble.log",
-    wildcard_constraints:
-        name=ANATOMY_NAMES,
-    conda:
-        CONDA_ENV
-    params:
-        provenance=anatomy_provenance,
-        resamples=lambda wc: settings(ANATOMY[wc.name])["ensemble"]["bootstrap"],
-    script:
-        "../scripts/own/ensemble.py"
+for part, spec in ANATOMY_AGGREGATIONS.items():
+
+    rule:
+        name:
+            f"anatomy_{part}"
+        input:
+            **spec["input"],
+        output:
+            **spec.get("output", {}),
+            table=anatomy_output(part, f"{part}.csv"),
+            figure=anatomy_output(part, f"figures/{part}.png"),
+        log:
+            f"{RESULTS}/logs/datasets/{{name}}/{part}.log",
+        wildcard_constraints:
+            name=ANATOMY_NAMES,
+        conda:
+            CONDA_ENV
+        params:
+            **spec.get("params", {}),
+            provenance=anatomy_provenance,
+            part=part,  # the script's name: Snakemake reads the script path when the job runs, after the loop
+        script:
+            "../scripts/own/{params.part}.py"
 
 
 def anatomy_tables(wc):

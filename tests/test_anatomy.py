@@ -285,7 +285,6 @@ def test_an_rgb_dataset_runs_every_part_end_to_end(tmp_path):
 # ----------------------------------------------------------------------------- the workflow
 
 
-@pytest.mark.workflow
 def _write_sources(tmp_path) -> dict:
     """The example's bars as a grey npz (``bars``) and, tinted into three colour channels, as a folder of
     PNGs (``shapes``): the two other sources, beside the shipped CSV example."""
@@ -303,6 +302,7 @@ def _write_sources(tmp_path) -> dict:
             "shapes": {"source": "folder", "path": "shapes"}}
 
 
+@pytest.mark.workflow
 def test_example_anatomy_runs_and_names_the_dataset(tmp_path):
     """The shipped CSV example, a grey npz and an RGB image folder, each through the workflow to its report."""
     example = yaml.safe_load((ROOT / "config" / "datasets" / "example.yaml").read_text())

@@ -46,12 +46,13 @@ def log_step(snakemake):
     return redirect_output(logs[0] if logs else None)
 
 
-def contract_files(snakemake, keys=("model", "history", "metrics", "predictions")) -> dict:
-    """The training contract's paths for one training rule: its outputs ``keys``, the backup folder
+def contract_files(snakemake) -> dict:
+    """The training contract's paths for one training rule: its named outputs (model, history, metrics and
+    the study's own: predictions, selected), the backup folder
     (``params.backup``, under results/.resume/) and, with ``tensorboard: true`` in the config, a
     TensorBoard folder for the same run under results/tensorboard/. The switch is read from the config,
     not passed as a param, so turning it on or off reruns no training."""
-    files = {k: snakemake.output[k] for k in keys}
+    files = {k: snakemake.output[k] for k in snakemake.output.keys()}
     files["backup"] = snakemake.params.backup
     if snakemake.config.get("tensorboard"):
         files["tensorboard"] = tensorboard_dir(files["backup"])

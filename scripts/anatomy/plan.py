@@ -109,8 +109,9 @@ def job_part(rule: str, wildcards: dict) -> str:
     if rule == "crops_train":
         part = "confirm" if run.startswith("confirm/") else "baseline" if run.startswith("baseline") else "window"
     elif rule == "coreset_train":  # the selection; the full set or a random subset, to the target or matched steps
-        part = "select" if run.startswith("select/") else \
-            ("full" if run.startswith("control/full") else "random") + (", matched" if run.endswith("_matched_steps") else "")
+        subset = "full" if run.startswith("control/full") else "random"
+        matched = ", matched" if run.endswith("_matched_steps") else ""
+        part = "select" if run.startswith("select/") else subset + matched
     elif rule == "digits_train":
         # step 1 (its own epochs); the ladder's plain rungs; augmentation; the k-fold models (augmented, TTA)
         part = ("fold" if run.startswith("cv/") else "augment" if run == "ladder/augment"
@@ -179,6 +180,7 @@ def time_rows(config: dict, *, cores: int, steps: int = TIMED_STEPS, keep: Path 
     (``cores`` trainings sharing the machine, their input pipelines included), in a scratch folder (``keep``:
     this folder, kept; ``base``: where the config's relative data paths start). Returns (the job counts per
     row, {row: the timed jobs' mean costs and benchmark seconds})."""
+    from anatomy.timings import benchmark_seconds
     from anatomy.training.setup import TIMING_ENV
 
     with tempfile.TemporaryDirectory(prefix="plan-") as scratch:
@@ -199,8 +201,7 @@ def time_rows(config: dict, *, cores: int, steps: int = TIMED_STEPS, keep: Path 
             if p.returncode != 0:
                 raise RuntimeError(f"the timed jobs of {row} failed (their logs: {work}/results/logs; --keep to "
                                    f"keep them):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
-        timed = {json.loads(f.read_text())["metrics"]: json.loads(f.read_text())
-                 for f in (work / "timings").glob("*.json")}
+        timed = {t["metrics"]: t for t in (json.loads(f.read_text()) for f in (work / "timings").glob("*.json"))}
         rows = {}
         for row, row_jobs in chosen.items():
             found = []
@@ -208,21 +209,19 @@ def time_rows(config: dict, *, cores: int, steps: int = TIMED_STEPS, keep: Path 
                 metrics = next(o for o in j["output"] if o.endswith("metrics.json"))
                 t = timed.get(metrics) or timed.get(str(work / metrics))
                 if t is not None:  # else a training outside the contract's loop
-                    bench = (work / j["benchmark"]).read_text().splitlines()
-                    found.append({**t, "job_seconds": float(dict(zip(*(r.split("\t") for r in bench[:2])))["s"])})
+                    found.append({**t, "job_seconds": benchmark_seconds(work / j["benchmark"])})
             if found:
                 rows[row] = {k: (sum(f[k] for f in found) / len(found) if isinstance(v, float) else v)
                              for k, v in found[0].items()} | {"timed_jobs": len(found)}
         return count_jobs(config, jobs), rows
 
 
-def job_seconds(t: dict, epochs: int | None = None, steps_per_epoch: int | None = None) -> float:
+def job_seconds(t: dict, epochs: float | None = None) -> float:
     """A job's seconds from its timed two epochs ``t``: what the timed job spent outside them, the first
-    epoch's tracing, and ``epochs`` (default: its own) x (steps x step + epoch's end)."""
+    epoch's tracing, and ``epochs`` (default: its own) x (steps per epoch x step + epoch's end)."""
     epochs = t["epochs"] if epochs is None else epochs
-    steps = t["steps_per_epoch"] if steps_per_epoch is None else steps_per_epoch
     rest = t["job_seconds"] - t["fit_seconds"]
-    return rest + max(0.0, t["first_epoch_extra_seconds"]) + epochs * (steps * t["step_seconds"]
+    return rest + max(0.0, t["first_epoch_extra_seconds"]) + epochs * (t["steps_per_epoch"] * t["step_seconds"]
                                                                        + t["epoch_end_seconds"])
 
 
@@ -276,7 +275,7 @@ def estimate(counts: dict, timed: dict, config: dict, *, selected_fraction: floa
         rows.append({"rule": row, "jobs": counts[row], "timed_as": TIMED_AS.get(row, ""),
                      "epochs": "selection" if select else round(epochs, 1), "steps_per_epoch": t["steps_per_epoch"],
                      "step_ms": round(1000 * t["step_seconds"], 1), "epoch_end_s": round(t["epoch_end_seconds"], 2),
-                     "rest_s": round(t["job_seconds"] - t["fit_seconds"] + t["first_epoch_extra_seconds"], 1),
+                     "rest_s": round(job_seconds(t, epochs=0), 1),  # outside the epochs, tracing included
                      "seconds_per_job": round(secs, 1), "cpu_hours": counts[row] * secs / 3600})
     untimed = [r for r in counts if r not in {x["rule"] for x in rows} and r != "all"]
     others = sum(counts[r] for r in untimed)
@@ -391,8 +390,8 @@ def main(argv=None) -> int:
     if a.compare:
         from anatomy.timings import study_snapshots
 
-        text += ("\n\nMeasured, study by study (each study's own record under "
-                 f"{a.compare}):\n\n{compare(kept['rows'], kept['cores'], study_snapshots(a.compare), kept.get('commit'))}")
+        table = compare(kept["rows"], kept["cores"], study_snapshots(a.compare), kept.get("commit"))
+        text += f"\n\nMeasured, study by study (each study's own record under {a.compare}):\n\n{table}"
     print(text)
     if a.write:
         a.write.write_text(f"# The cost of `{kept['config']}`\n\n{text}\n")

@@ -26,13 +26,17 @@ from pathlib import Path
 import pandas as pd
 
 
+def benchmark_seconds(path) -> float:
+    """The wall seconds of one job from its Snakemake ``benchmark:`` file."""
+    return float(pd.read_csv(path, sep="\t")["s"].iloc[0])
+
+
 def study_times(results) -> pd.DataFrame:
     """One row per study: benchmarked jobs, their summed wall seconds and the longest job."""
     rows = []
     for study in sorted(p for p in (Path(results) / "benchmarks").iterdir() if p.is_dir()):
         files = sorted(study.rglob("*.tsv"))
-        secs = {f.relative_to(study).with_suffix("").as_posix(): float(pd.read_csv(f, sep="\t")["s"].iloc[0])
-                for f in files}
+        secs = {f.relative_to(study).with_suffix("").as_posix(): benchmark_seconds(f) for f in files}
         if not secs:
             continue
         longest = max(secs, key=secs.get)

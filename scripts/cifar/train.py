@@ -14,7 +14,7 @@ with log_step(snakemake):
         variant["description"] = str(variant["description"])
     train_cifar_run(
         manifest=snakemake.input.manifest[0],
-        files=contract_files(snakemake, ("model", "history", "metrics")),
+        files=contract_files(snakemake),
         spec=snakemake.params.spec, model_cfg=snakemake.params.model, train_cfg=snakemake.params.train,
         init_weights=snakemake.input.init, variant=variant,
         run_settings=RunSettings.from_rule(snakemake, seed=snakemake.params.seed),

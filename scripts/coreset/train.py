@@ -7,7 +7,7 @@ with log_step(snakemake):
     from anatomy.training.setup import RunSettings
 
     inp, p = snakemake.input, snakemake.params
-    files = contract_files(snakemake, keys=("model", "history", "metrics", "predictions", "selected"))
+    files = contract_files(snakemake)
     common = dict(train_h5=inp.train, test_h5=inp.test, init_weights=inp.init, params=p.train, files=files,
                   run_settings=RunSettings.from_rule(snakemake, seed=p.seed))
     if "control" not in p.spec:

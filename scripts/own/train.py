@@ -7,7 +7,7 @@ with log_step(snakemake):
 
     wc, p = snakemake.wildcards, snakemake.params
     train_anatomy_run(
-        h5=snakemake.input.h5, files=contract_files(snakemake, keys=p.contract_keys), part=wc.part, run=wc.run,
+        h5=snakemake.input.h5, files=contract_files(snakemake), part=wc.part, run=wc.run,
         settings=p.settings, run_settings=RunSettings.from_rule(snakemake, seed=wc.seed),
         ranking=(snakemake.input.get("ranking") or [None])[0],
     )
