@@ -3,7 +3,6 @@
 # Nothing here imports TensorFlow.
 from anatomy.io import read_json
 from anatomy.studies.anatomy import (
-    PARTS,
     memorisation_runs,
     part_settings,
     settings,
@@ -109,14 +108,15 @@ def anatomy_memorisation_runs(wc, kind="history.csv"):
 
 
 def anatomy_window_runs(wc):
-    """Every window of the grid (from the image shape in the dataset's manifest) and the full-image runs."""
+    """Every window of the grid (from the image shape in the dataset's manifest, on the first seed) and the
+    full-image runs (on every seed)."""
     s = settings(ANATOMY[wc.name])
     shape = read_json(checkpoints.dataset.get(name=wc.name).output.manifest)["shape"]
-    d = f"{anatomy_dir(wc.name)}/windows"
-    first = s["windows"]["seeds"][0]
-    return [f"{d}/full/seed{seed}/history.csv" for seed in s["windows"]["seeds"]] + [
-        f"{d}/{window_run(*w)}/seed{first}/history.csv" for w in window_grid(s, shape)
-    ]
+    seeds = s["windows"]["seeds"]
+    windows = [window_run(*w) for w in window_grid(s, shape)]
+    return anatomy_runs(wc, "windows", ["full"], seeds, "history.csv") + anatomy_runs(
+        wc, "windows", windows, seeds[:1], "history.csv"
+    )
 
 
 def anatomy_folds(wc, part="examples"):
@@ -208,12 +208,14 @@ for part, spec in ANATOMY_AGGREGATIONS.items():
 
 
 def anatomy_tables(wc):
-    parts = [p for p in PARTS if p in settings(ANATOMY[wc.name])]
-    out = {p: f"{anatomy_dir(wc.name)}/{p}.csv" for p in parts}
-    if "examples" in parts:
-        out["examples_audit"] = f"{anatomy_dir(wc.name)}/examples_audit.csv"
-    if "clustering" in parts:
-        out["clustering_confusion"] = f"{anatomy_dir(wc.name)}/clustering_confusion.csv"
+    """Every table of the dataset's parts, by file name: <part>.csv and the others a part writes
+    (examples_audit, clustering_confusion)."""
+    out = {}
+    for part, spec in ANATOMY_AGGREGATIONS.items():
+        if part in settings(ANATOMY[wc.name]):
+            for path in [f"{part}.csv", *map(str, spec.get("output", {}).values())]:
+                if path.endswith(".csv"):
+                    out[Path(path).stem] = f"{anatomy_dir(wc.name)}/{Path(path).name}"
     return out
 
 

@@ -132,7 +132,9 @@ def test_a_finished_coreset_run_gives_the_selected_fraction_and_the_controls_epo
     (tmp_path / "coreset").mkdir()
     pd.DataFrame({"run": ["in_order", "full", "full_matched_steps", "random_seed1", "random_seed2",
                           "random_seed1_matched_steps"], "pairs_used": [218, 2000, 2000, 218, 218, 218],
-                  "train_pairs": [2000] * 6, "epochs_run": [391, 2, 16, 10, 12, 135]}).to_csv(
+                  "train_pairs": [2000] * 6, "epochs_run": [391, 2, 16, 10, 12, 135],
+                  "budget": ["selection (retrained after each addition)", "stop at target", "matched gradient steps",
+                             "stop at target", "stop at target", "matched gradient steps"]}).to_csv(
         tmp_path / "coreset" / "runs.csv", index=False)
     assert plan.finished_coreset(tmp_path) == {"fraction": 0.109, "epochs": {"coreset_train (full)": 2.0,
                                                                               "coreset_train (random)": 11.0}}

@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from anatomy.config import deep_merge
+from anatomy.studies.coreset_controls import MATCHED_STEPS, STOP_AT_TARGET, parse_control
 
 ROOT = Path(__file__).resolve().parents[2]
 OTHER_OVERHEAD_S = 3.0  # per job that does not train (data, masks, tables, figures)
@@ -40,8 +41,6 @@ PUBLISHED_SELECTED_FRACTION = 271 / 10_000  # the coreset post's in-order select
 # dry run cannot list them; the selection has its own loop, costed from the matched control's step).
 TIMED_AS = {"crops_train (confirm)": "crops_train (window)",
             "coreset_train (select)": "coreset_train (full, matched)"}
-# The coreset controls that stop at the target score: their epochs depend on the data (``finished_epochs``).
-STOP_AT_TARGET = {"coreset_train (full)": "full", "coreset_train (random)": "random_seed"}
 FULL_SETS = {"mnist": ((60_000, 10_000), (28, 28)), "cifar10": ((50_000, 10_000), (32, 32, 3))}
 UNKNOWNS = (
     "Early stopping (crops) ends runs sooner: the estimate takes their maximum epochs. The coreset controls "
@@ -109,9 +108,8 @@ def job_part(rule: str, wildcards: dict) -> str:
     if rule == "crops_train":
         part = "confirm" if run.startswith("confirm/") else "baseline" if run.startswith("baseline") else "window"
     elif rule == "coreset_train":  # the selection; the full set or a random subset, to the target or matched steps
-        subset = "full" if run.startswith("control/full") else "random"
-        matched = ", matched" if run.endswith("_matched_steps") else ""
-        part = "select" if run.startswith("select/") else subset + matched
+        c = None if run.startswith("select/") else parse_control(run.removeprefix("control/"))
+        part = "select" if c is None else c["kind"] + (", matched" if c["budget"] == MATCHED_STEPS else "")
     elif rule == "digits_train":
         # step 1 (its own epochs); the ladder's plain rungs; augmentation; the k-fold models (augmented, TTA)
         part = ("fold" if run.startswith("cv/") else "augment" if run == "ladder/augment"
@@ -246,7 +244,8 @@ def selection_seconds(t: dict, config: dict, *, selected_fraction: float) -> flo
 def finished_coreset(results: Path) -> dict:
     """What a finished coreset study (``results``/coreset/runs.csv, e.g. the earlier run of the same config)
     says about the costs that depend on the data: the in-order selection's selected fraction
-    (``fraction``) and the mean epochs the stop-at-target controls ran (``epochs``: row -> epochs)."""
+    (``fraction``) and the mean epochs the controls that stop at the target ran (``epochs``: row -> epochs;
+    their epochs depend on the data)."""
     import pandas as pd
 
     f = Path(results) / "coreset" / "runs.csv"
@@ -254,10 +253,10 @@ def finished_coreset(results: Path) -> dict:
         return {"fraction": None, "epochs": {}}
     runs = pd.read_csv(f)
     sel = runs[runs["run"] == "in_order"]
-    epochs = {row: float(runs[runs["run"].str.startswith(prefix) & ~runs["run"].str.endswith("_matched_steps")]
-                         ["epochs_run"].mean()) for row, prefix in STOP_AT_TARGET.items()}
+    stop = runs[runs["budget"] == STOP_AT_TARGET]
+    kinds = stop["run"].map(lambda r: parse_control(r)["kind"])
     return {"fraction": float(sel["pairs_used"].iloc[0] / sel["train_pairs"].iloc[0]) if len(sel) else None,
-            "epochs": {k: v for k, v in epochs.items() if math.isfinite(v)}}
+            "epochs": {f"coreset_train ({k})": float(g.mean()) for k, g in stop.groupby(kinds)["epochs_run"]}}
 
 
 def estimate(counts: dict, timed: dict, config: dict, *, selected_fraction: float,
