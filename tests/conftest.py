@@ -15,7 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from anatomy.config import deep_merge as deep_update  # noqa: E402
-from anatomy.plan import parse_job_counts  # noqa: E402  (used by the tests)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups in the same hook
@@ -36,6 +35,24 @@ def pytest_collection_modifyitems(config, items):
             module = item.module.__name__
             group = "tiny_workflow" if "tiny_workflow" in names or module in with_tiny else module
             item.add_marker(pytest.mark.xdist_group(group), append=False)
+
+
+def parse_job_counts(text: str) -> dict:
+    """Jobs per rule from Snakemake's "Job stats" table (dry run or run), for the workflow tests."""
+    counts, on = {}, False
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("job") and "count" in s:
+            on = True
+            continue
+        if on:
+            if not s or s.startswith("-"):
+                continue
+            parts = s.split()
+            if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
+                break
+            counts[parts[0]] = int(parts[1])
+    return counts
 
 
 def assert_figure(path, *, min_size=(300, 200), min_colours=16) -> None:

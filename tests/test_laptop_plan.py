@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from anatomy.studies.crops import window_mask
-from anatomy.plan import planned_jobs
+from anatomy.plan import dry_run_jobs
 from anatomy.studies.crops_results import parse_run_name
 from conftest import ROOT, Workflow
 
@@ -31,7 +31,7 @@ def seeds_by_setting(jobs, rule: str, seed_key: str = "seed") -> dict:
 def laptop(tmp_path_factory):
     config = yaml.safe_load((ROOT / "config" / "laptop.yaml").read_text())
     p = Workflow(tmp_path_factory.mktemp("laptop"), config).run("-n")
-    return config, planned_jobs(p.stdout + p.stderr)
+    return config, [(j["rule"], j["wildcards"]) for j in dry_run_jobs(p.stdout + p.stderr)]
 
 
 @pytest.mark.parametrize("rule", ["cifar_train", "iic_train", "digits_train"])

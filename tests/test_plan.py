@@ -97,7 +97,7 @@ rule iic_train:
 localrule crops_mask:
     wildcards: mask=window, size=9, i=0, j=14
 """
-    parts = [plan.job_part(rule, wc) for rule, wc in plan.planned_jobs(dry_run)]
+    parts = [plan.job_part(j["rule"], j["wildcards"]) for j in plan.dry_run_jobs(dry_run)]
     assert parts == ["crops_train (confirm)", "crops_train (baseline)", "coreset_train (random, matched)",
                      "digits_train (fold)", "digits_train (augment)", "digits_train (ladder)",
                      "cifar_train (noisybn)", "iic_train (all)", "crops_mask"]

@@ -55,24 +55,6 @@ UNKNOWNS = (
 
 # ---------------------------------------------------------------- the dry run
 
-def parse_job_counts(text: str) -> dict:
-    """Jobs per rule from Snakemake's "Job stats" table (dry run or run)."""
-    counts, on = {}, False
-    for line in text.splitlines():
-        s = line.strip()
-        if s.startswith("job") and "count" in s:
-            on = True
-            continue
-        if on:
-            if not s or s.startswith("-"):
-                continue
-            parts = s.split()
-            if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
-                break
-            counts[parts[0]] = int(parts[1])
-    return counts
-
-
 def load_config(configfile: Path | None) -> dict:
     """config/config.yaml with ``configfile`` merged over it, as ``snakemake --configfile`` does."""
     base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -96,9 +78,9 @@ def dry_run_jobs(text: str) -> list[dict]:
     return jobs
 
 
-def planned_jobs(text: str) -> list[tuple[str, dict]]:
-    """(rule, wildcards) of every job a dry run lists."""
-    return [(j["rule"], j["wildcards"]) for j in dry_run_jobs(text)]
+def study_of(row: str) -> str:
+    """The study a rule or row belongs to: rule names start with their study's."""
+    return row.split("_")[0]
 
 
 def job_part(rule: str, wildcards: dict) -> str:
@@ -188,7 +170,7 @@ def time_rows(config: dict, *, cores: int, steps: int = TIMED_STEPS, keep: Path 
         chosen: dict = {}
         for j in jobs:
             row = job_part(j["rule"], j["wildcards"])
-            if (studies is None or row.split("_")[0] in studies) and j["benchmark"] and row not in TIMED_AS:
+            if (studies is None or study_of(row) in studies) and j["benchmark"] and row not in TIMED_AS:
                 if len(chosen.setdefault(row, [])) < cores:
                     chosen[row].append(j)
         env = {**os.environ, TIMING_ENV: f"{steps}:{work / 'timings'}"}
@@ -297,7 +279,7 @@ def per_study(rows: list[dict]) -> dict:
     """The rows grouped by study (a rule's name starts with its study's)."""
     out: dict = {}
     for r in rows:
-        out.setdefault(r["rule"].split("_")[0], []).append(r)
+        out.setdefault(study_of(r["rule"]), []).append(r)
     return out
 
 
@@ -375,7 +357,7 @@ def main(argv=None) -> int:
     else:
         config = load_config(a.configfile)
         counts, timed = time_rows(config, cores=a.cores, steps=a.steps, studies=a.studies, keep=a.keep)
-        counts = {k: n for k, n in counts.items() if a.studies is None or k.split("_")[0] in a.studies}
+        counts = {k: n for k, n in counts.items() if a.studies is None or study_of(k) in a.studies}
         finished = finished_coreset(a.results)
         fraction = a.selected_fraction or finished["fraction"] or PUBLISHED_SELECTED_FRACTION
         from anatomy.timings import commit
