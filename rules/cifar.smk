@@ -1,6 +1,15 @@
 # Study 2 (cifar): BatchNorm and learning rate, noisy BN, augmentation, corrupted labels and pixels.
 
 
+def cifar_variants():
+    """Every variant file a run reads: name -> what it corrupts (labels with probability p, or pixels)."""
+    c = config["cifar"]
+    return {
+        **{f"labels_p{p:g}": {"label_noise": p} for p in c["label_noise"] if p > 0},
+        **{f"pixels_{kind}": {"pixels": kind} for kind in c["pixels"]},
+    }
+
+
 def cifar_runs():
     """Every run of the study: name -> the spec that differs between runs (and its variant file)."""
     c = config["cifar"]
@@ -26,18 +35,12 @@ def cifar_runs():
             "learning_rate": base,
             "augment": True,
         }
-    for p in c["label_noise"]:
-        if p > 0:
-            runs[f"labels_p{p:g}"] = {
-                "batchnorm": True,
-                "learning_rate": base,
-                "variant": f"{RESULTS}/cifar/variants/labels_p{p:g}.npz",
-            }
-    for kind in c["pixels"]:
-        runs[f"pixels_{kind}"] = {
+    # corrupted labels, then pixels: each run reads its variant file
+    for name in cifar_variants():
+        runs[name] = {
             "batchnorm": True,
             "learning_rate": base,
-            "variant": f"{RESULTS}/cifar/variants/pixels_{kind}.npz",
+            "variant": f"{RESULTS}/cifar/variants/{name}.npz",
         }
     return runs
 
@@ -50,15 +53,6 @@ CIFAR_DATA = [f"{RESULTS}/data/cifar10/manifest.json"]
 def cifar_variant_input(wildcards):
     v = CIFAR_RUNS[wildcards.run].get("variant")
     return {"variant": v} if v else {}
-
-
-def cifar_variants():
-    """Every variant file a run reads: name -> what it corrupts (labels with probability p, or pixels)."""
-    c = config["cifar"]
-    return {
-        **{f"labels_p{p:g}": {"label_noise": p} for p in c["label_noise"] if p > 0},
-        **{f"pixels_{kind}": {"pixels": kind} for kind in c["pixels"]},
-    }
 
 
 CIFAR_VARIANTS = cifar_variants()

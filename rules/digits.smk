@@ -88,9 +88,9 @@ def digits_ladder_runs():
     """Every prediction file the ladder reads, named '<row>_seed<s>' (step1, epochs, lr_steps, augment)
     and 'fold<k>_seed<s>' (k as in the fold folders, from 0)."""
     return {
-        f"{spec['kind'] if spec['fold'] is None else spec['part']}_seed{s}": f"{DIGITS}/{run}/seed{s}/predictions.npz"
+        f"{run.split('/')[-1]}_seed{s}": f"{DIGITS}/{run}/seed{s}/predictions.npz"
         for s in digits_ladder_seeds()
-        for run, spec in DIGITS_RUNS.items()
+        for run in DIGITS_RUNS
     }
 
 
