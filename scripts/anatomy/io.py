@@ -112,6 +112,14 @@ def read_dataset_h5(path, split: str):
 
 
 
+def split_size(path, split: str) -> int:
+    """How many images one split of a dataset file holds, read from its label array's shape (no pixels)."""
+    import h5py
+
+    with h5py.File(path, "r", locking=False) as f:
+        return int(f[split]["y"].shape[0])
+
+
 def read_h5_attrs(path) -> dict:
     """A dataset file's attributes (source, sha256, classes) as plain Python values, without HDF5's file lock."""
     import h5py

@@ -201,11 +201,10 @@ def subset_table(metrics: dict, n_train: int) -> pd.DataFrame:
 
 
 def aggregate_subset(h5, metrics) -> pd.DataFrame:
-    """subset.csv from the subset runs' metrics.json."""
-    from anatomy.io import read_dataset_h5
+    """subset.csv from the subset runs' metrics.json (and the training split's size from the dataset file)."""
+    from anatomy.io import split_size
 
-    _, y_train = read_dataset_h5(h5, "train")
-    return subset_table(read_runs([], metrics)[1], len(y_train))
+    return subset_table(read_runs([], metrics)[1], split_size(h5, "train"))
 
 
 ENSEMBLE_METHODS = (("single", "single fold model"), ("single_tta", "single fold model + TTA"),
