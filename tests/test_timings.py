@@ -91,3 +91,19 @@ def test_studies_run_one_at_a_time_are_staged_and_gathered(tmp_path):
     (snap / "crops" / "timings.md").write_text("# hand-typed\n")
     with pytest.raises(ValueError, match="crops/timings.md"):
         timings.study_snapshots(snap)
+
+
+def test_a_study_run_in_parts_records_their_sum_and_what_ran_beside_it(tmp_path):
+    """A study resumed in a later sitting: its wall time is the parts' sum, each part named, and the
+    gathered table reads the sum back."""
+    r = tmp_path / "results"
+    _bench(r / "benchmarks" / "crops" / "job.tsv", 100.0)
+    (r / "crops").mkdir(parents=True)
+    (r / "crops" / "verdict.csv").write_text("crops\n1\n")
+    dest = timings.snapshot(r, tmp_path / "snap", wall_seconds=[5400, 1800.4], command="snakemake results/crops",
+                            study="crops", beside="other processes used 12 CPU-seconds (0.1% of 2 cores)")
+    t = (dest / "timings.md").read_text()
+    assert "- wall time: 120.0 min (7200 s); in 2 parts of 5400 + 1800 s" in t
+    assert "- beside it: other processes used 12 CPU-seconds (0.1% of 2 cores)" in t
+    assert timings.study_snapshots(tmp_path / "snap").set_index("study").loc["crops", "wall_minutes"] == 120.0
+    assert timings.wall_line(754) == "12.6 min (754 s)" and timings.wall_line(None) == "not recorded"

@@ -114,13 +114,28 @@ def stage(folder, results) -> list[Path]:
     return copied
 
 
-def snapshot(results, dest, *, wall_seconds: float | None, command: str, study: str | None = None,
-             figures=(), data: str | None = None) -> Path:
+def wall_line(parts) -> str:
+    """The wall-time line of a record: one measured time, or the sum of the parts a run was made in
+    (Snakemake resuming, in a later sitting, a run that was stopped)."""
+    parts = [float(p) for p in (parts if isinstance(parts, (list, tuple)) else [parts]) if p]
+    if not parts:
+        return "not recorded"
+    total = sum(parts)
+    line = f"{total / 60:.1f} min ({total:.0f} s)"
+    if len(parts) > 1:
+        line += f"; in {len(parts)} parts of " + " + ".join(f"{p:.0f}" for p in parts) + \
+                " s, each resuming the finished jobs of the one before (a stopped job's partial time included)"
+    return line
+
+
+def snapshot(results, dest, *, wall_seconds, command: str, study: str | None = None,
+             figures=(), data: str | None = None, beside: str | None = None) -> Path:
     """Copy ``summary.md`` of a finished run to ``dest`` and write ``timings.md`` beside it.
 
     With ``study`` (a run of one study's targets, before the whole workflow has run): copy that
     study's tables (``results/<study>/*.csv``) and the named ``figures`` to ``dest/<study>/`` instead,
-    and time that study's jobs only. ``data`` records where the data came from.
+    and time that study's jobs only. ``data`` records where the data came from, ``beside`` what else
+    ran on the machine meanwhile; ``wall_seconds`` is one time or a list of the parts' times.
     """
     dest = Path(dest) / study if study else Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -134,12 +149,11 @@ def snapshot(results, dest, *, wall_seconds: float | None, command: str, study: 
             small_png(Path(results) / study / "figures" / f"{name}.png", dest / f"{name}.png")
     else:
         shutil.copyfile(Path(results) / "summary.md", dest / "summary.md")
-    wall = f"{wall_seconds / 60:.1f} min ({wall_seconds:.0f} s)" if wall_seconds else "not recorded"
     head = [f"# Timings of `{command}`", "",
             f"- date: {datetime.date.today().isoformat()}; commit: {commit()}",
             f"- machine: {os.cpu_count()} CPU cores, {cpu_model()}, {platform.system()} {platform.machine()}",
             *([f"- data: {data}"] if data else []),
-            f"- wall time: {wall}", "",
+            f"- wall time: {wall_line(wall_seconds)}", *([f"- beside it: {beside}"] if beside else []), "",
             "Job-seconds per study (sum of the jobs' wall times from `results/benchmarks/`; jobs run "
             "side by side, so the wall time is less than the sum):", ""]
     times = study_times(results)
@@ -161,7 +175,7 @@ def gather(results, dest, *, command: str) -> Path:
     hours = studies["wall_minutes"].sum() / 60
     (dest / "timings.md").write_text(
         f"# Timings of `{command}`, study by study\n\nEach study was run on its own (its folder's "
-        "`timings.md` has the command, data and load beside it); `summary.md` was then written by the "
+        "`timings.md` has the command, data and what ran beside it); `summary.md` was then written by the "
         f"workflow's `summary` rule from their tables on {datetime.date.today().isoformat()} at commit "
         f"{commit()}.\n\n" + markdown(studies) + f"\nThe studies' wall times add up to {hours:.1f} h.\n")
     return dest
@@ -171,11 +185,13 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="?", default="results")
     ap.add_argument("--snapshot", help="folder to copy summary.md to and write timings.md in")
-    ap.add_argument("--wall-seconds", type=float, help="the run's measured wall time")
+    ap.add_argument("--wall-seconds", type=float, nargs="+",
+                    help="the run's measured wall time (several: the parts of a run resumed in later sittings)")
     ap.add_argument("--command", default="snakemake --cores all", help="the command that made the run")
     ap.add_argument("--study", help="snapshot one study's tables (and --figures) instead of summary.md")
     ap.add_argument("--figures", nargs="*", default=[], help="figure names under results/<study>/figures/")
     ap.add_argument("--data", help="where the data came from (recorded in timings.md)")
+    ap.add_argument("--beside", help="what else ran on the machine meanwhile (recorded in timings.md)")
     ap.add_argument("--stage", metavar="FOLDER", help="copy FOLDER/<study>/*.csv into results/ (never over a file)")
     ap.add_argument("--gather", action="store_true",
                     help="with --snapshot: timings.md from the snapshot's <study>/timings.md records")
@@ -189,7 +205,7 @@ def main(argv=None) -> None:
         return
     if a.snapshot:
         dest = snapshot(a.results, a.snapshot, wall_seconds=a.wall_seconds, command=a.command, study=a.study,
-                        figures=a.figures, data=a.data)
+                        figures=a.figures, data=a.data, beside=a.beside)
         print(dest / "timings.md")
     print(markdown(study_times(a.results)))
 
