@@ -1,8 +1,8 @@
 """results/summary.{csv,md}: every published claim, typed, beside our numbers and the verdict on it.
 
-The claims live in their studies' modules (:data:`STUDIES`: ``claims()`` and
-``claims_evidence``); every "ours" comes from the run's own tables; every
-verdict word comes from :func:`anatomy.verdicts.judge`. ``summary.md`` opens
+The claims live in their studies' modules (``anatomy.studies.<study>_results`` for each of
+:data:`STUDIES`: ``claims()`` and ``claims_evidence``); every "ours" comes from the run's own
+tables; every verdict word comes from :func:`anatomy.verdicts.judge`. ``summary.md`` opens
 with one line per claim, then a details block per claim; ``summary.csv``
 keeps every column.
 """
@@ -42,8 +42,7 @@ def judged_table(items, *, data: str, scale: str) -> pd.DataFrame:
 
 
 # Each study and the module under anatomy.studies that holds its claims (with its tables).
-STUDIES = {"crops": "crops_results", "cifar": "cifar_results", "iic": "iic_results", "coreset": "coreset_results",
-           "digits": "digits_results"}
+STUDIES = ("crops", "cifar", "iic", "coreset", "digits")
 
 
 def claims_table() -> str:
@@ -53,8 +52,8 @@ def claims_table() -> str:
     from anatomy.verdicts import RULES
 
     lines = ["| study | claim | type | published | rule | why this type |", "|---|---|---|---|---|---|"]
-    for study, module in STUDIES.items():
-        for c in importlib.import_module(f"anatomy.studies.{module}").claims().values():
+    for study in STUDIES:
+        for c in importlib.import_module(f"anatomy.studies.{study}_results").claims().values():
             rule = RULES[c.type] + (f"; margin {c.margin:g}" if c.margin else "")
             lines.append(f"| {study} | {_cell(c.text)} | {c.type} | {_cell(c.published_text)} | {_cell(rule)} | "
                          f"{_cell(c.why)} |")
