@@ -1,4 +1,5 @@
 # Study 4 (coreset): U-Net core-set selection on synthetic ellipses ("ships at sea").
+from anatomy.studies.coreset_controls import control_run_name
 
 
 def coreset_train_params():
@@ -30,10 +31,10 @@ def coreset_runs():
         "select/in_order": {"shuffle_seed": None},
         "select/shuffled": {"shuffle_seed": c["selection"]["shuffle_seed"]},
     }
-    controls = ["full"] + [f"random_seed{s}" for s in c["controls"]["random_seeds"]]
-    for control in controls:
-        runs[f"control/{control}"] = {"control": control, "matched": False}
-        runs[f"control/{control}_matched_steps"] = {"control": control, "matched": True}
+    for kind, seed in [("full", None), *(("random", s) for s in c["controls"]["random_seeds"])]:
+        for matched in (False, True):
+            runs[f"control/{control_run_name(kind, seed, matched)}"] = {
+                "control": control_run_name(kind, seed), "matched": matched}
     return runs
 
 

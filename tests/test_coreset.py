@@ -226,12 +226,12 @@ def test_runs_table_has_both_budgets_side_by_side():
 
 
 def test_control_names_round_trip():
-    for kind, seed, steps in [("full", None, None), ("full", None, 10), ("random", 3, None), ("random", 12, 7)]:
-        name = controls.control_run_name(kind, seed, steps)
+    for kind, seed, matched in [("full", None, False), ("full", None, True), ("random", 3, False), ("random", 12, True)]:
+        name = controls.control_run_name(kind, seed, matched)
         c = controls.parse_control(name)
         assert (c["kind"], c["subset_seed"]) == (kind, seed)
-        assert c["budget"] == ("matched gradient steps" if steps else "stop at target")
-    assert controls.control_run_name("random", 2, 50) == "random_seed2_matched_steps"
+        assert c["budget"] == ("matched gradient steps" if matched else "stop at target")
+    assert controls.control_run_name("random", 2, matched=True) == "random_seed2_matched_steps"
     with pytest.raises(ValueError, match="not a control run"):
         controls.parse_control("in_order")
     assert coreset_results.runs_shown(["random_seed2", "full", "random_seed1_matched_steps", "in_order", "shuffled",

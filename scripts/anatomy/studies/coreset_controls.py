@@ -32,10 +32,11 @@ MATCHED_STEPS = "matched gradient steps"
 MATCHED_SUFFIX = "_matched_steps"
 
 
-def control_run_name(kind: str, subset_seed: int | None, budget_steps: int | None = None) -> str:
-    """``full`` / ``random_seed<s>`` (stop at target), with ``_matched_steps`` for the budget-matched version."""
+def control_run_name(kind: str, subset_seed: int | None, matched: bool = False) -> str:
+    """``full`` / ``random_seed<s>`` (stop at target), with ``_matched_steps`` for the budget-matched version
+    (the run table's names: rules/coreset.smk)."""
     base = "full" if kind == "full" else f"random_seed{subset_seed}"
-    return base + (MATCHED_SUFFIX if budget_steps is not None else "")
+    return base + (MATCHED_SUFFIX if matched else "")
 
 
 def parse_control(name: str) -> dict:
@@ -158,7 +159,7 @@ def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, k
 
     return fit_with_contract(
         model, data, epochs=epochs, files=files, callbacks=callbacks, evaluate=evaluate, finish=finish,
-        info={"run": control_run_name(kind, subset_seed, budget_steps), "budget": budget,
+        info={"run": control_run_name(kind, subset_seed, matched=budget_steps is not None), "budget": budget,
               "init_weights": Path(init_weights).name,
               "budget_steps": None if budget_steps is None else int(budget_steps), "pairs_used": int(len(idx)),
               "train_pairs": int(len(x)), "subset_seed": subset_seed, "pass_score": pass_score,
