@@ -108,14 +108,12 @@ def job_part(rule: str, wildcards: dict) -> str:
 def dry_run(config: dict, workdir: Path) -> str:
     """Snakemake's dry run of every job of ``config`` from scratch (``-n --forceall``), in ``workdir`` (its
     config/config.yaml is ``config``)."""
+    from anatomy.bench.common import run_snakemake
+
     cfg = Path(workdir) / "config" / "config.yaml"
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(yaml.safe_dump(config, sort_keys=False))
-    p = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-                        str(workdir), "-n", "--forceall", "--cores", "1"], capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"snakemake -n failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
-    return p.stdout + p.stderr
+    return run_snakemake(["-n", "--forceall", "--cores", "1"], cwd=workdir, timeout=None)[1]
 
 
 def count_jobs(config: dict, jobs: list[dict]) -> dict:
@@ -160,6 +158,7 @@ def time_rows(config: dict, *, cores: int, steps: int = TIMED_STEPS, keep: Path 
     (``cores`` trainings sharing the machine, their input pipelines included), in a scratch folder (``keep``:
     this folder, kept; ``base``: where the config's relative data paths start). Returns (the job counts per
     row, {row: the timed jobs' mean costs and benchmark seconds})."""
+    from anatomy.bench.common import run_snakemake
     from anatomy.timings import benchmark_seconds
     from anatomy.training.setup import TIMING_ENV
 
@@ -173,14 +172,13 @@ def time_rows(config: dict, *, cores: int, steps: int = TIMED_STEPS, keep: Path 
             if (studies is None or study_of(row) in studies) and j["benchmark"] and row not in TIMED_AS:
                 if len(chosen.setdefault(row, [])) < cores:
                     chosen[row].append(j)
-        env = {**os.environ, TIMING_ENV: f"{steps}:{work / 'timings'}"}
         for row, row_jobs in chosen.items():
-            p = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-                                str(work), "--cores", str(cores), *[j["output"][0] for j in row_jobs]],
-                               capture_output=True, text=True, env=env)
-            if p.returncode != 0:
+            try:
+                run_snakemake(["--cores", str(cores), *[j["output"][0] for j in row_jobs]], cwd=work, timeout=None,
+                              env={TIMING_ENV: f"{steps}:{work / 'timings'}"})
+            except RuntimeError as e:
                 raise RuntimeError(f"the timed jobs of {row} failed (their logs: {work}/results/logs; --keep to "
-                                   f"keep them):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+                                   f"keep them): {e}") from None
         timed = {t["metrics"]: t for t in (json.loads(f.read_text()) for f in (work / "timings").glob("*.json"))}
         rows = {}
         for row, row_jobs in chosen.items():

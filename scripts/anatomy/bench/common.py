@@ -56,14 +56,15 @@ def build_data(folder: Path) -> dict:
     return {"mnist": folder / "mnist.h5", "cifar10": folder / "cifar10" / "manifest.json"}
 
 
-def run_snakemake(args: list, cwd: Path, timeout: float = 1800) -> tuple[float, str]:
+def run_snakemake(args: list, cwd: Path, timeout: float | None = 1800, env: dict | None = None) -> tuple[float, str]:
+    """Snakemake on ``args`` in ``cwd`` (with ``env`` added to the environment): its wall seconds and output."""
     # the folder's own Snakefile when it is a checkout: input paths such as resources/ then match its last run
     snakefile = Path(cwd) / "Snakefile" if (Path(cwd) / "Snakefile").exists() else ROOT / "Snakefile"
     cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), *args]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
     dt = time.perf_counter() - t0
     if p.returncode != 0:
-        raise RuntimeError(f"snakemake {' '.join(args)} failed in {cwd}:\n{p.stderr[-3000:]}")
+        raise RuntimeError(f"snakemake {' '.join(args)} failed in {cwd}:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
     return dt, p.stdout + p.stderr
