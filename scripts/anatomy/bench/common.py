@@ -45,6 +45,34 @@ def row(name, what, ours, theirs, unit, *, goal=None, higher_is_better=True, rat
             "met": met, "device": device, "notes": notes}
 
 
+def study_models(cfg: dict) -> dict:
+    """The studies' supervised models as they train in ``cfg``: name -> (what, a function that builds and
+    compiles one, input shape, batch, whether its targets are one-hot)."""
+    import keras
+
+    from anatomy.models.cnn_medium import cnn_medium, compile_cnn_medium
+    from anatomy.models.mnist_cnn import compile_mnist_cnn, mnist_cnn
+    from anatomy.models.vgg import vgg_like
+
+    c = cfg["cifar"]
+
+    def vgg():
+        model = vgg_like(widths=tuple(c["model"]["widths"]), convs_per_block=c["model"]["convs_per_block"],
+                         dense=c["model"]["dense"], batchnorm=True, weight_decay=c["weight_decay"])
+        model.compile(optimizer=keras.optimizers.SGD(c["base_lr"]),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        return model
+
+    return {
+        "mnist_cnn": ("crops MNIST CNN", lambda: compile_mnist_cnn(mnist_cnn(), learning_rate=1e-3,
+                                                                   loss="binary_crossentropy"),
+                      (28, 28, 1), cfg["crops"]["baseline"]["batch_size"], True),
+        "cnn_medium": ("digits CNNMedium", lambda: compile_cnn_medium(cnn_medium(), learning_rate=1e-3), (28, 28, 1),
+                       cfg["digits"]["batch_size"], False),
+        "vgg": (f"cifar VGG-like {c['model']['widths']}", vgg, (32, 32, 3), c["batch_size"], False),
+    }
+
+
 def build_data(folder: Path) -> dict:
     """The embedded samples as the workflow stores them: MNIST HDF5 and CIFAR-10 TFRecords."""
     from anatomy.data.cifar10 import build_cifar10

@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from anatomy.bench.common import row, side_by_side
+from anatomy.bench.common import row, side_by_side, study_models
 from anatomy.bench.flops import training_flops
 
 
@@ -34,11 +34,8 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
 
     from anatomy.data.cifar10 import read_cifar10
     from anatomy.io import read_dataset_h5
-    from anatomy.models.cnn_medium import cnn_medium, compile_cnn_medium
     from anatomy.models.iic_net import IICTrainer, iic_net
-    from anatomy.models.mnist_cnn import compile_mnist_cnn, mnist_cnn
     from anatomy.models.unet import compile_unet, residual_unet
-    from anatomy.models.vgg import vgg_like
     from anatomy.studies.cifar import MEAN, STD
     from anatomy.studies.iic import make_pair, transform_names
     from anatomy.training.pipeline import ArrayData
@@ -57,41 +54,36 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
         rows.append(row(f"pipeline/{name}", f"{model_name} training, batch {batch}: workflow data path vs "
                         "model.fit on NumPy arrays", ours, theirs, "images/s", goal=0.95, device=device))
 
+    models = study_models(cfg)
     # crops: the Keras MNIST CNN on the HDF5 file
     x, y = read_dataset_h5(paths["mnist"], "train")
-    model = mnist_cnn()
-    compile_mnist_cnn(model, learning_rate=1e-3, loss="binary_crossentropy")
-    b = cfg["crops"]["baseline"]["batch_size"]
+    what, build, _, b, _ = models["mnist_cnn"]
+    model = build()
     data = lambda n: ArrayData(x[:n], y[:n], batch_size=b, seed=0, target=lambda t: keras.ops.one_hot(t, 10))  # noqa: E731
     xf, yh = x.astype("float32") / 255.0, np.eye(10, dtype="float32")[y]
-    add("mnist_cnn", "crops MNIST CNN", b, *_fit_rates(model, data, xf, yh, batch=b, steps=steps(60), compare=compare),
+    add("mnist_cnn", what, b, *_fit_rates(model, data, xf, yh, batch=b, steps=steps(60), compare=compare),
         flops=training_flops(model))
 
     # the same CNN at batch 128: the compute-efficiency row
-    add("mnist_cnn_b128", "crops MNIST CNN", 128,
+    add("mnist_cnn_b128", what, 128,
         *_fit_rates(model, lambda n: ArrayData(x[:n], y[:n], batch_size=128, seed=0,
                                              target=lambda t: keras.ops.one_hot(t, 10)),
                     xf, yh, batch=128, steps=steps(45), compare=compare), flops=training_flops(model))
 
     # digits: CNNMedium (no augmentation on either side; augmentation has its own rows)
-    b = cfg["digits"]["batch_size"]
-    model = cnn_medium()
-    compile_cnn_medium(model, learning_rate=1e-3)
-    add("cnn_medium", "digits CNNMedium", b,
+    what, build, _, b, _ = models["cnn_medium"]
+    model = build()
+    add("cnn_medium", what, b,
         *_fit_rates(model, lambda n: ArrayData(x[:n], y[:n], batch_size=b, seed=0), xf, y, batch=b, steps=steps(150),
                     compare=compare), flops=training_flops(model))
 
     # cifar: the VGG-like net (config widths) on the TFRecord shards
-    c = cfg["cifar"]
     _, xc, yc = read_cifar10(paths["cifar10"], "train")
     mean, std = tf.constant(MEAN), tf.constant(STD)
     prep = lambda t: (tf.cast(t, tf.float32) / 255.0 - mean) / std  # noqa: E731
-    model = vgg_like(widths=tuple(c["model"]["widths"]), convs_per_block=c["model"]["convs_per_block"],
-                     dense=c["model"]["dense"], batchnorm=True, weight_decay=c["weight_decay"])
-    model.compile(optimizer=keras.optimizers.SGD(0.05),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    b = c["batch_size"]
-    add("vgg", f"cifar VGG-like {c['model']['widths']}", b,
+    what, build, _, b, _ = models["vgg"]
+    model = build()
+    add("vgg", what, b,
         *_fit_rates(model, lambda n: ArrayData(xc[:n], yc[:n], batch_size=b, seed=0, preprocess=prep), np.asarray(prep(xc)), yc,
                     batch=b, steps=steps(80), compare=compare), flops=training_flops(model))
 

@@ -10,31 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from anatomy.bench.common import row, side_by_side
+from anatomy.bench.common import row, side_by_side, study_models
 
 
 def bench_precision(cfg: dict, *, scale: float, repeats: int, device: str) -> list:
     import keras
 
-    from anatomy.models.cnn_medium import cnn_medium, compile_cnn_medium
-    from anatomy.models.mnist_cnn import compile_mnist_cnn, mnist_cnn
-    from anatomy.models.vgg import vgg_like
-
-    c = cfg["cifar"]
-    models = {  # name: (build and compile, input shape, batch, one-hot targets)
-        "mnist_cnn": (lambda: compile_mnist_cnn(mnist_cnn(), learning_rate=1e-3, loss="binary_crossentropy"),
-                      (28, 28, 1), cfg["crops"]["baseline"]["batch_size"], True),
-        "cnn_medium": (lambda: compile_cnn_medium(cnn_medium(), learning_rate=1e-3), (28, 28, 1),
-                       cfg["digits"]["batch_size"], False),
-        "vgg": (lambda: vgg_like(widths=tuple(c["model"]["widths"]), convs_per_block=c["model"]["convs_per_block"],
-                                 dense=c["model"]["dense"]), (32, 32, 3), c["batch_size"], False),
-    }
     steps = max(2, int(round(20 * scale)))
     rng = np.random.default_rng(0)
     rows = []
     before = keras.mixed_precision.global_policy().name
     try:
-        for name, (build, shape, batch, onehot) in models.items():
+        for name, (_, build, shape, batch, onehot) in study_models(cfg).items():
             x = rng.random((batch, *shape), dtype=np.float32)
             y = rng.integers(0, 10, batch)
             y = np.eye(10, dtype="float32")[y] if onehot else y
@@ -42,8 +29,6 @@ def bench_precision(cfg: dict, *, scale: float, repeats: int, device: str) -> li
             for policy in ("mixed_bfloat16", "float32"):
                 keras.mixed_precision.set_global_policy(policy)
                 model = build()
-                if not model.compiled:  # the VGG-like net compiles in the study with its own schedule
-                    model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy")
                 model.train_on_batch(x, y)  # trace
 
                 def run(m=model):
