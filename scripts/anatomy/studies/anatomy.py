@@ -363,10 +363,8 @@ def train_clustering_run(*, h5, files: dict, settings: dict, run_settings: RunSe
 
     device = configure_tensorflow(run_settings)
     seed = run_settings.seed
-    import tensorflow as tf
 
     from anatomy.io import read_dataset_h5, read_h5_attrs
-    from anatomy.training.contract import fit_with_contract
 
     x_train, _ = read_dataset_h5(h5, "train")  # the training labels are never read
     x_test, y_test = read_dataset_h5(h5, "test")
@@ -374,27 +372,14 @@ def train_clustering_run(*, h5, files: dict, settings: dict, run_settings: RunSe
     c = settings["clustering"]
     params = clustering_params(settings, x_train.shape[1:], k)
     params["batch_size"] = min(params["batch_size"], len(x_train))
-    names = params["transform_names"]
-    net, trainer, data, warmup_steps = iic.iic_trainer(x_train, params, names=names, alpha=c["alpha"],
-                                                       alpha_over=c["alpha"], seed=seed)
-    x_eval = tf.constant(x_test.astype("float32") / 255.0)
-    x_eval_a, x_eval_b = iic.make_pair(x_eval, tf.constant([seed, 999_999], tf.int64), names, params["transforms"],
-                                       params["pair"])
     # scored at alpha 1 (minus the mutual information of the views' clusters): at a larger alpha the uniform
     # output scores nearly as well as real clusters, and the epoch chosen by the loss would be the first
-    evaluate_cb = iic.evaluation_callback(net, x_eval, y_test, x_eval_a, x_eval_b, alpha=1.0, alpha_over=1.0,
-                                          clusters=k, overclusters=params["overclusters"], n_labels=k,
-                                          keep_assignments=True)
-
-    def finish(m, metrics):
-        z, z_over = net.predict(x_eval, batch_size=1000, verbose=0)
-        write_npz(files["predictions"], z=z, z_over=z_over, labels=y_test,
-                  assignments=np.asarray(evaluate_cb.assignments, np.int32))
-
-    return fit_with_contract(
-        trainer, data, epochs=c["epochs"], files=files, callbacks=[evaluate_cb], export_model=net, finish=finish,
+    return iic.fit_iic(
+        x_train, x_test, y_test, params, names=params["transform_names"], alpha=c["alpha"], alpha_over=c["alpha"],
+        seed=seed, epochs=c["epochs"], files=files,
+        evaluation={"alpha": 1.0, "alpha_over": 1.0, "clusters": k, "overclusters": params["overclusters"],
+                    "n_labels": k, "keep_assignments": True},
+        predictions=lambda x_eval, cb: {"assignments": np.asarray(cb.assignments, np.int32)},
         info={"part": "clustering", "run": "iic", "params": params, "settings": settings, "seed": seed,
-              "alpha": c["alpha"], "alpha_warmup_steps": warmup_steps, "classes": k,
-              "train_images": int(len(x_train)), "test_images": int(len(x_test)),
-              "evaluation": "test split; labels used only to score (Hungarian accuracy, purity)", **device},
-    )
+              "alpha": c["alpha"], "classes": k, "train_images": int(len(x_train)), "test_images": int(len(x_test)),
+              "evaluation": "test split; labels used only to score (Hungarian accuracy, purity)", **device})

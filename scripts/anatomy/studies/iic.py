@@ -168,9 +168,36 @@ def iic_trainer(x_train, params: dict, *, names, alpha: float, alpha_over: float
     return net, trainer, data, warmup_steps
 
 
+def fit_iic(x_train, x_test, y_test, params: dict, *, names, alpha: float, alpha_over: float, seed: int, epochs: int,
+            files: dict, evaluation: dict, predictions, info: dict) -> dict:
+    """An IIC run on ``x_train`` (never its labels) under the training contract, scored each epoch on
+    ``x_test`` and a fixed pair of it (:func:`evaluation_callback` with ``evaluation``); predictions.npz holds
+    both heads' outputs on ``x_test``, ``y_test`` and ``predictions(x_eval, callback)``'s arrays.
+    The shared skeleton of the study's runs and the own-dataset clustering part."""
+    import tensorflow as tf
+
+    from anatomy.io import write_npz
+    from anatomy.training.contract import fit_with_contract
+
+    x_eval = tf.constant(x_test.astype("float32") / 255.0)
+    # the label-free selection criterion scores the same kind of pair the model trains on (fixed seeds)
+    x_eval_a, x_eval_b = make_pair(x_eval, tf.constant([seed, 999_999], tf.int64), names, params["transforms"],
+                                   params["pair"])
+    net, trainer, data, warmup_steps = iic_trainer(x_train, params, names=names, alpha=alpha, alpha_over=alpha_over,
+                                                   seed=seed)
+    evaluate_cb = evaluation_callback(net, x_eval, y_test, x_eval_a, x_eval_b, **evaluation)
+
+    def finish(m, metrics):
+        z, z_over = net.predict(x_eval, batch_size=1000, verbose=0)
+        write_npz(files["predictions"], z=z, z_over=z_over, labels=y_test, **predictions(x_eval, evaluate_cb))
+
+    return fit_with_contract(trainer, data, epochs=epochs, files=files, callbacks=[evaluate_cb], export_model=net,
+                             finish=finish, info={**info, "alpha_warmup_steps": warmup_steps})
+
+
 def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: float, alpha_over: float,
                   run_settings: RunSettings) -> dict:
-    """Train one IIC model under the training contract; writes predictions.npz beside it.
+    """Train one IIC model under the training contract (:func:`fit_iic`); writes predictions.npz beside it.
 
     Per epoch, on the test set (a fixed seed for its twins): the IIC loss
     (``eval_loss``, label-free: the model-selection criterion), the Hungarian
@@ -183,40 +210,26 @@ def train_iic_run(*, mnist_h5, files, params: dict, transform_set: str, alpha: f
     seed = run_settings.seed
     import tensorflow as tf
 
-    from anatomy.io import read_dataset_h5, write_npz
-    from anatomy.training.contract import fit_with_contract
+    from anatomy.io import read_dataset_h5
 
     names = transform_names(transform_set)
-    tp = params["transforms"]
     x_train, _ = read_dataset_h5(mnist_h5, "train")  # labels of the training set are never read
     x_train = x_train[: params["train_size"]]
     x_test, y_test = read_dataset_h5(mnist_h5, "test")
-    x_eval = tf.constant(x_test.astype("float32") / 255.0)
-    # the label-free selection criterion scores the same kind of pair the model trains on (fixed seeds)
-    x_eval_a, x_eval_b = make_pair(x_eval, tf.constant([seed, 999_999], tf.int64), names, tp, params["pair"])
 
-    net, trainer, data, warmup_steps = iic_trainer(x_train, params, names=names, alpha=alpha, alpha_over=alpha_over,
-                                                   seed=seed)
-    net_out = lambda x: net.predict(x, batch_size=1000, verbose=0)  # noqa: E731
+    def predictions(x_eval, evaluate_cb):
+        twins = np.stack([np.asarray(make_twin(x_eval[:6], tf.constant([seed, k], tf.int64), names,
+                                               params["transforms"]))[..., 0] for k in range(3)])
+        return {"p_history": np.asarray(evaluate_cb.p_history), "examples": x_test[:6, ..., 0], "twins": twins}
 
-    evaluate_cb = evaluation_callback(net, x_eval, y_test, x_eval_a, x_eval_b, alpha=alpha, alpha_over=alpha_over,
-                                      clusters=params["clusters"], overclusters=params["overclusters"])
-
-    def finish(m, metrics):
-        z, z_over = net_out(x_eval)
-        twins = np.stack([np.asarray(make_twin(x_eval[:6], tf.constant([seed, k], tf.int64), names, tp))[..., 0]
-                          for k in range(3)])
-        write_npz(files["predictions"], z=z, z_over=z_over, labels=y_test,
-                  p_history=np.asarray(evaluate_cb.p_history), examples=x_test[:6, ..., 0], twins=twins)
-
-    return fit_with_contract(
-        trainer, data, epochs=params["epochs"], files=files, callbacks=[evaluate_cb], export_model=net,
-        finish=finish,
+    return fit_iic(
+        x_train, x_test, y_test, params, names=names, alpha=alpha, alpha_over=alpha_over, seed=seed,
+        epochs=params["epochs"], files=files, predictions=predictions,
+        evaluation={"alpha": alpha, "alpha_over": alpha_over, "clusters": params["clusters"],
+                    "overclusters": params["overclusters"]},
         info={"params": params, "seed": seed, "transform_set": transform_set, "transforms": list(names),
-              "alpha": alpha, "alpha_over": alpha_over, "alpha_warmup_steps": warmup_steps,
-              "train_images": int(len(x_train)),
-              "evaluation": "MNIST test set; labels used only for Hungarian accuracy", **device},
-    )
+              "alpha": alpha, "alpha_over": alpha_over, "train_images": int(len(x_train)),
+              "evaluation": "MNIST test set; labels used only for Hungarian accuracy", **device})
 
 
 # ---------------------------------------------------------------- the uniform point (no TensorFlow)
