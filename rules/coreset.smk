@@ -31,10 +31,15 @@ def coreset_runs():
         "select/in_order": {"shuffle_seed": None},
         "select/shuffled": {"shuffle_seed": c["selection"]["shuffle_seed"]},
     }
-    for kind, seed in [("full", None), *(("random", s) for s in c["controls"]["random_seeds"])]:
+    for kind, seed in [
+        ("full", None),
+        *(("random", s) for s in c["controls"]["random_seeds"]),
+    ]:
         for matched in (False, True):
             runs[f"control/{control_run_name(kind, seed, matched)}"] = {
-                "control": control_run_name(kind, seed), "matched": matched}
+                "control": control_run_name(kind, seed),
+                "matched": matched,
+            }
     return runs
 
 

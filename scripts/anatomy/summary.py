@@ -41,7 +41,7 @@ def judged_table(items, *, data: str, scale: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-# Each study and the module under anatomy.studies that holds its claims (with its tables).
+# The studies; each one's claims (and the tables they read) are in anatomy.studies.<study>_results.
 STUDIES = ("crops", "cifar", "iic", "coreset", "digits")
 
 

@@ -186,7 +186,8 @@ def main(argv=None) -> None:
     ap.add_argument("results", nargs="?", default="results")
     ap.add_argument("--snapshot", help="folder to copy summary.md to and write timings.md in")
     ap.add_argument("--wall-seconds", type=float, nargs="+",
-                    help="the run's measured wall time (several: the parts of a run resumed in later sittings)")
+                    help="the run's measured wall time (several: the parts of a run resumed in later sittings; "
+                         "put the results folder before this option)")
     ap.add_argument("--command", default="snakemake --cores all", help="the command that made the run")
     ap.add_argument("--study", help="snapshot one study's tables (and --figures) instead of summary.md")
     ap.add_argument("--figures", nargs="*", default=[], help="figure names under results/<study>/figures/")

@@ -54,7 +54,7 @@ def study_models(cfg: dict) -> dict:
     from anatomy.models.mnist_cnn import compile_mnist_cnn, mnist_cnn
     from anatomy.models.vgg import vgg_like
 
-    c = cfg["cifar"]
+    c, crops = cfg["cifar"], cfg["crops"]
 
     def vgg():
         model = vgg_like(widths=tuple(c["model"]["widths"]), convs_per_block=c["model"]["convs_per_block"],
@@ -64,11 +64,12 @@ def study_models(cfg: dict) -> dict:
         return model
 
     return {
-        "mnist_cnn": ("crops MNIST CNN", lambda: compile_mnist_cnn(mnist_cnn(), learning_rate=1e-3,
-                                                                   loss="binary_crossentropy"),
-                      (28, 28, 1), cfg["crops"]["baseline"]["batch_size"], True),
-        "cnn_medium": ("digits CNNMedium", lambda: compile_cnn_medium(cnn_medium(), learning_rate=1e-3), (28, 28, 1),
-                       cfg["digits"]["batch_size"], False),
+        "mnist_cnn": ("crops MNIST CNN", lambda: compile_mnist_cnn(mnist_cnn(), learning_rate=crops["learning_rate"],
+                                                                   loss=crops["loss"]),
+                      (28, 28, 1), crops["baseline"]["batch_size"], True),
+        "cnn_medium": ("digits CNNMedium", lambda: compile_cnn_medium(cnn_medium(),
+                                                                     learning_rate=cfg["digits"]["learning_rate"]),
+                       (28, 28, 1), cfg["digits"]["batch_size"], False),
         "vgg": (f"cifar VGG-like {c['model']['widths']}", vgg, (32, 32, 3), c["batch_size"], False),
     }
 

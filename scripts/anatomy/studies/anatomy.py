@@ -351,7 +351,7 @@ def train_anatomy_run(*, h5, files: dict, part: str, run: str, settings: dict, r
 
 
 def train_clustering_run(*, h5, files: dict, settings: dict, run_settings: RunSettings) -> dict:
-    """One IIC run (:func:`anatomy.studies.iic.iic_trainer`) on the training images, their labels never read.
+    """One IIC run (:func:`anatomy.studies.iic.fit_iic`) on the training images, their labels never read.
 
     Each epoch, on the test images and a fixed pair of them (:func:`anatomy.studies.iic.evaluation_callback`):
     the IIC loss at alpha 1 (``eval_loss``, minus the mutual information of the two views' clusters, mean of
