@@ -92,6 +92,27 @@ def test_the_precision_rows_time_each_model_under_both_policies_and_restore_the_
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
+def test_the_batchnorm_rows_time_each_network_against_its_twin_with_keras_batchnorm():
+    import keras
+
+    from anatomy.bench.batchnorm import bench_batchnorm, with_keras_batchnorm
+    from anatomy.models.batchnorm import BatchNorm
+    from anatomy.models.iic_net import iic_net
+
+    from conftest import tiny_config
+
+    net = iic_net(widths=(4, 8))
+    twin = with_keras_batchnorm(net)
+    assert sum(isinstance(layer, BatchNorm) for layer in net.layers) == 2
+    assert not any(isinstance(layer, BatchNorm) for layer in twin.layers)
+    assert sum(type(layer) is keras.layers.BatchNormalization for layer in twin.layers) == 2
+    x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
+    assert all(np.array_equal(a, b) for a, b in zip(net.predict(x, verbose=0), twin.predict(x, verbose=0)))
+    rows = bench_batchnorm(tiny_config(), scale=0.1, repeats=1, device="CPU")  # small nets: it runs, not a timing
+    assert [r["row"] for r in rows] == ["batchnorm/vgg", "batchnorm/iic_net", "batchnorm/unet"]
+    assert all(r["ours"] > 0 and r["theirs"] > 0 for r in rows)
+
+
 def test_unknown_part_is_refused(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--parts", "pipeline,warp"])

@@ -14,6 +14,7 @@ import numpy as np
 
 import anatomy.bench
 from anatomy.bench.augment import bench_augment
+from anatomy.bench.batchnorm import bench_batchnorm
 from anatomy.bench.common import COLUMNS, ROOT, build_data
 from anatomy.bench.flops import bench_flops
 from anatomy.bench.pipeline import bench_pipeline, bench_selection
@@ -33,7 +34,7 @@ def versions() -> str:
             f"snakemake {snakemake.__version__}, {os.cpu_count()} CPUs, {platform.machine()}")
 
 
-PARTS = ("pipeline", "augment", "synthetic", "flops", "workflow", "scaling", "startup", "precision")
+PARTS = ("pipeline", "augment", "synthetic", "flops", "workflow", "scaling", "startup", "precision", "batchnorm")
 
 
 def run(*, out: Path, parts=PARTS, scale: float = 1.0, repeats: int = 3, workdir: Path = Path("."),
@@ -76,6 +77,8 @@ def run(*, out: Path, parts=PARTS, scale: float = 1.0, repeats: int = 3, workdir
             rows += bench_startup(repeats=repeats)
         if "precision" in parts:
             rows += bench_precision(cfg, scale=scale, repeats=repeats, device=device)
+        if "batchnorm" in parts:
+            rows += bench_batchnorm(cfg, scale=scale, repeats=repeats, device=device)
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["versions"] = versions()
     table["seconds_total"] = round(time.perf_counter() - t_start, 1)

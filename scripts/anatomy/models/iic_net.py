@@ -6,6 +6,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from anatomy.models.batchnorm import BatchNorm
+
 
 HEADS = ("gap_mlp", "flatten_linear")
 
@@ -27,7 +29,7 @@ def iic_net(input_shape=(28, 28, 1), clusters: int = 10, overclusters: int = 50,
     for k, w in enumerate(widths):
         x = layers.Conv2D(w, 3, padding="same", use_bias=False)(x)
         # momentum 0.9 = PyTorch's default, which the official IIC code ran with
-        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = BatchNorm(momentum=0.9)(x)
         x = layers.ReLU()(x)
         if k < len(widths) - 1:
             x = layers.MaxPooling2D(2)(x)

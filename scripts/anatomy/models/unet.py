@@ -14,16 +14,18 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from anatomy.models.batchnorm import BatchNorm
+
 
 def _bn_relu(x, momentum):
-    return layers.Activation("relu")(layers.BatchNormalization(momentum=momentum)(x))
+    return layers.Activation("relu")(BatchNorm(momentum=momentum)(x))
 
 
 def residual_block(x, filters: int, activate: bool = False, momentum: float = 0.99):
     """BN-ReLU, conv-BN-ReLU, conv-BN, add the input (then BN-ReLU when ``activate``)."""
     y = _bn_relu(x, momentum)
     y = _bn_relu(layers.Conv2D(filters, 3, padding="same")(y), momentum)
-    y = layers.BatchNormalization(momentum=momentum)(layers.Conv2D(filters, 3, padding="same")(y))
+    y = BatchNorm(momentum=momentum)(layers.Conv2D(filters, 3, padding="same")(y))
     y = layers.Add()([y, x])
     return _bn_relu(y, momentum) if activate else y
 

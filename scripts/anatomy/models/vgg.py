@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers, regularizers
 
+from anatomy.models.batchnorm import BatchNorm
 
 
 @keras.saving.register_keras_serializable(package="anatomy")
@@ -52,7 +53,7 @@ def vgg_like(*, widths=(64, 128, 256), convs_per_block: int = 2, dense: int = 25
 
     def norm_act(x):
         if batchnorm:
-            x = layers.BatchNormalization()(x)
+            x = BatchNorm()(x)
             if noise:
                 x = NoisyBN(**noise)(x)
         return layers.ReLU()(x)
