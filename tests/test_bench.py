@@ -113,6 +113,16 @@ def test_the_batchnorm_rows_time_each_network_against_its_twin_with_keras_batchn
     assert all(r["ours"] > 0 and r["theirs"] > 0 for r in rows)
 
 
+def test_the_teardown_rows_time_the_pipeline_without_and_with_tf_datas_autotuning():
+    from anatomy.bench.teardown import bench_teardown
+
+    from conftest import tiny_config
+
+    rows = bench_teardown(tiny_config(), scale=0.05, repeats=1, device="CPU")  # it runs, not a timing
+    assert [r["row"] for r in rows] == ["teardown/vgg", "teardown/cnn_medium_affine"]
+    assert all(r["ours"] > 0 and r["theirs"] > 0 and r["unit"] == "images/s" for r in rows)
+
+
 def test_unknown_part_is_refused(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--parts", "pipeline,warp"])

@@ -22,6 +22,7 @@ from anatomy.bench.precision import bench_precision
 from anatomy.bench.scaling import bench_cores, bench_epoch_scaling
 from anatomy.bench.startup import bench_startup
 from anatomy.bench.synthetic import bench_synthetic
+from anatomy.bench.teardown import bench_teardown
 from anatomy.bench.workflow import bench_workflow
 
 
@@ -34,7 +35,7 @@ def versions() -> str:
             f"snakemake {snakemake.__version__}, {os.cpu_count()} CPUs, {platform.machine()}")
 
 
-PARTS = ("pipeline", "augment", "synthetic", "flops", "workflow", "scaling", "startup", "precision", "batchnorm")
+PARTS = ("pipeline", "augment", "synthetic", "flops", "workflow", "scaling", "startup", "precision", "batchnorm", "teardown")
 
 
 def run(*, out: Path, parts=PARTS, scale: float = 1.0, repeats: int = 3, workdir: Path = Path("."),
@@ -79,6 +80,8 @@ def run(*, out: Path, parts=PARTS, scale: float = 1.0, repeats: int = 3, workdir
             rows += bench_precision(cfg, scale=scale, repeats=repeats, device=device)
         if "batchnorm" in parts:
             rows += bench_batchnorm(cfg, scale=scale, repeats=repeats, device=device)
+        if "teardown" in parts:
+            rows += bench_teardown(cfg, scale=scale, repeats=repeats, device=device)
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["versions"] = versions()
     table["seconds_total"] = round(time.perf_counter() - t_start, 1)
