@@ -5,13 +5,14 @@ augmentation from ``(seed, epoch, step)``: a job resumed at epoch k sees the
 same batches as an uninterrupted run would, so resume does not change results.
 Data stay in memory as tensors and are gathered batch by batch (airbench style).
 
-The pipeline is not autotuned by tf.data (``ArrayData.autotune``, default off): the autotuning thread's
-period doubles up to a minute, and TensorFlow (2.21) tears an iterator down only at that thread's next
-tick, so every fit that ran longer than about a minute sat idle for up to 60 s at its end (32 s on average
-over 26 laptop cifar trainings) before it could evaluate and save. Its knobs are set instead: the map runs
-on one tf.data thread per core the process may use (what autotuning chose for the digits kernel's affine
-augmentation; one thread was 19% slower there), two batches ahead (with autotuning off, ``AUTOTUNE``
-prefetching was 26% slower for the cifar net on 2 cores). ``python -m anatomy.bench --parts teardown`` measures both sides.
+The pipeline is not autotuned by tf.data (``ArrayData.autotune``, default off). With autotuning on, a
+fit that ran longer than about a minute could sit idle at its end while the iterator's teardown waited
+for the autotuning thread, whose period doubles up to a minute (TensorFlow 2.21): 26 laptop cifar
+trainings spent 32 s on average (2-59 s) there before they could evaluate and save. Its knobs are set
+instead: the map runs on one tf.data thread per core the process may use (what autotuning chose for the
+digits kernel's affine augmentation; one thread was 19% slower there), two batches ahead (with
+autotuning off, ``AUTOTUNE`` prefetching was 26% slower for the cifar net on 2 cores).
+``python -m anatomy.bench --parts teardown`` times both pipelines.
 """
 
 from __future__ import annotations
