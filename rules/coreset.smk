@@ -23,23 +23,21 @@ def coreset_train_params():
 
 def coreset_runs():
     """Every training of the study: run folder (under results/coreset/) -> what differs between runs.
-    Both selection orders, then the full set and each random-subset seed, each controlled twice:
-    stopped at the target and for the in-order selection's gradient steps (``_matched_steps``).
+    Per seed (``coreset.seeds``, paired in every comparison): both selection orders, then the full set and
+    a random subset of that seed's in-order selection size, each controlled twice: stopped at the target
+    and for that selection's gradient steps (``_matched_steps``). A seed's runs share its initial weights.
     """
-    c = config["coreset"]
-    runs = {
-        "select/in_order": {"shuffle_seed": None},
-        "select/shuffled": {"shuffle_seed": c["selection"]["shuffle_seed"]},
-    }
-    for kind, seed in [
-        ("full", None),
-        *(("random", s) for s in c["controls"]["random_seeds"]),
-    ]:
-        for matched in (False, True):
-            runs[f"control/{control_run_name(kind, seed, matched)}"] = {
-                "control": control_run_name(kind, seed),
-                "matched": matched,
-            }
+    runs = {}
+    for s in config["coreset"]["seeds"]:
+        runs[f"select/in_order/seed{s}"] = {"shuffle_seed": None, "seed": s}
+        runs[f"select/shuffled/seed{s}"] = {"shuffle_seed": s, "seed": s}
+        for kind in ("full", "random"):
+            for matched in (False, True):
+                runs[f"control/{control_run_name(kind, matched)}/seed{s}"] = {
+                    "control": control_run_name(kind),
+                    "matched": matched,
+                    "seed": s,
+                }
     return runs
 
 
@@ -78,9 +76,11 @@ rule coreset_initial_weights:
 
 
 def coreset_train_input(wc):
-    """A random subset has the in-order selection's size; a matched control its gradient steps."""
-    spec, sel = CORESET_RUNS[wc.run], f"{RESULTS}/coreset/select/in_order"
-    out = {}
+    """A run starts from its seed's initial weights; a random subset has the seed's in-order selection's
+    size, a matched control its gradient steps."""
+    spec = CORESET_RUNS[wc.run]
+    sel = f"{RESULTS}/coreset/select/in_order/seed{spec['seed']}"
+    out = {"init": f"{RESULTS}/coreset/init/seed{spec['seed']}.weights.h5"}
     if spec.get("control", "full") != "full":
         out["selected"] = f"{sel}/selected.csv"
     if spec.get("matched"):
@@ -88,13 +88,12 @@ def coreset_train_input(wc):
     return out
 
 
-# One rule for every coreset training: the selections (select/<order>) and the controls
-# (control/<full|random_seed<s>>[_matched_steps]); selected.csv: the pairs the run trained on.
+# One rule for every coreset training: the selections (select/<order>/seed<s>) and the controls
+# (control/<full|random>[_matched_steps]/seed<s>); selected.csv: the pairs the run trained on.
 rule coreset_train:
     input:
         unpack(coreset_train_input),
         **CORESET_DATA,
-        init=f"{RESULTS}/coreset/init/seed{config['seed']}.weights.h5",
     output:
         **run_outputs(f"{RESULTS}/coreset/{{run}}"),
         selected=f"{RESULTS}/coreset/{{run}}/selected.csv",
@@ -118,7 +117,7 @@ rule coreset_train:
         train=coreset_train_params(),
         spec=lambda wc: CORESET_RUNS[wc.run],
         backup=lambda wc: f"{RESUME}/coreset/{wc.run}",
-        seed=config["seed"],
+        seed=lambda wc: CORESET_RUNS[wc.run]["seed"],
     script:
         "../scripts/coreset/train.py"
 
@@ -139,12 +138,14 @@ rule coreset_aggregate:
         metrics=[f"{d}/metrics.json" for d in coreset_run_dirs()],
         predictions=[f"{d}/predictions.npz" for d in coreset_run_dirs()],
         histories=[
-            f"{RESULTS}/coreset/select/{o}/history.csv"
-            for o in ("in_order", "shuffled")
+            f"{RESULTS}/coreset/{run}/history.csv"
+            for run in CORESET_RUNS
+            if run.startswith("select/")
         ],
         selected=[
-            f"{RESULTS}/coreset/select/{o}/selected.csv"
-            for o in ("in_order", "shuffled")
+            f"{RESULTS}/coreset/{run}/selected.csv"
+            for run in CORESET_RUNS
+            if run.startswith("select/")
         ],
     output:
         **{

@@ -88,9 +88,8 @@ TINY = {
         "batch_size": 16,
         "learning_rate": 0.003,
         "stopping": {"target": 0.85, "pass_factor": 0.95, "max_epochs": 3},
-        "selection": {"initial": 4, "scan_batch": 20, "max_epochs_per_addition": 1, "test_checkpoints": 2,
-                      "shuffle_seed": 1},
-        "controls": {"random_seeds": [1]},  # n = 1: the unsettled path (n >= 2 in unit tests)
+        "selection": {"initial": 4, "scan_batch": 20, "max_epochs_per_addition": 1, "test_checkpoints": 2},
+        "seeds": [0],  # n = 1: the unsettled path (n >= 2 in unit tests)
         "keep_predictions": 4,
     },
     "threads": 1,

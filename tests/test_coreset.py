@@ -187,60 +187,71 @@ def test_control_indices():
         controls.control_indices("random", 100, size=200, seed=1)
 
 
-def _metrics(run, n, score, recheck=1.0, steps=9, budget_steps=None):
-    return {"run": run, "pairs_used": n, "train_pairs": 1000, "epochs_run": 3, "gradient_steps": steps,
+def _metrics(run, seed, n, score, recheck=1.0, steps=9, budget_steps=None):
+    return {"run": run, "seed": seed, "pairs_used": n, "train_pairs": 1000, "epochs_run": 3, "gradient_steps": steps,
             "budget_steps": budget_steps,
             "test": {"score": score, "score_soft_as_published": score + 0.02, "mean_iou": 0.8,
                      "recheck_pass_fraction": recheck, "recheck_pairs": 1000}}
 
 
-def _runs(inord=0.9, rand=(0.6, 0.62, 0.61), rand_stop=(0.5, 0.52, 0.51), full=0.95, full_stop=0.9, recheck=0.97,
-          steps=400):
-    """A runs table: both selections, the full set and one random subset per seed, each control at both budgets."""
-    m = {"in_order": _metrics("in_order", 50, inord, recheck, steps=steps),
-         "shuffled": _metrics("shuffled", 60, 0.88, 1.0, steps=450),
-         "full": _metrics("full", 1000, full_stop, steps=189),
-         "full_matched_steps": _metrics("full_matched_steps", 1000, full, steps=steps, budget_steps=steps)}
-    for s, (sc, st) in enumerate(zip(rand, rand_stop), start=1):
-        m[f"random_seed{s}"] = _metrics(f"random_seed{s}", 50, st, 0.5, steps=12)
-        m[f"random_seed{s}_matched_steps"] = _metrics(f"random_seed{s}_matched_steps", 50, sc, 0.5, steps=steps,
-                                                      budget_steps=steps)
+def _runs(inord=(0.9, 0.91, 0.89), rand=(0.6, 0.62, 0.61), rand_stop=(0.5, 0.52, 0.51), full=(0.95, 0.95, 0.95),
+          shuffled=(60, 55, 52), recheck=0.97, steps=400):
+    """A runs table: per seed (as many as the shortest tuple) both selections, the full set and a random
+    subset, each control at both budgets."""
+    m = {}
+    for s, (sel, r, r_stop, f, shuf) in enumerate(zip(inord, rand, rand_stop, full, shuffled)):
+        k = lambda run: coreset_results.run_key(run, s)  # noqa: E731
+        m[k("in_order")] = _metrics("in_order", s, 50, sel, recheck, steps=steps + s)
+        m[k("shuffled")] = _metrics("shuffled", s, shuf, 0.88, 1.0, steps=450)
+        m[k("full")] = _metrics("full", s, 1000, 0.9, steps=189)
+        m[k("full_matched_steps")] = _metrics("full_matched_steps", s, 1000, f, steps=steps + s,
+                                              budget_steps=steps + s)
+        m[k("random")] = _metrics("random", s, 50, r_stop, 0.5, steps=12)
+        m[k("random_matched_steps")] = _metrics("random_matched_steps", s, 50, r, 0.5, steps=steps + s,
+                                                budget_steps=steps + s)
     return coreset_results.runs_table(dict(reversed(list(m.items()))))  # the table orders the runs itself
 
 
-def test_runs_table_has_both_budgets_side_by_side():
+def test_runs_table_has_both_budgets_side_by_side_a_runs_seeds_together():
     runs = _runs()
-    assert list(runs["run"]) == ["in_order", "shuffled", "full", "full_matched_steps", "random_seed1",
-                                 "random_seed1_matched_steps", "random_seed2", "random_seed2_matched_steps",
-                                 "random_seed3", "random_seed3_matched_steps"]
+    names = ["in_order", "shuffled", "full", "full_matched_steps", "random", "random_matched_steps"]
+    assert list(runs["run"]) == [n for n in names for _ in range(3)]
+    assert list(runs["seed"]) == [0, 1, 2] * len(names)
     assert {"pairs_used", "test_score_thresholded", "test_score_soft_as_published", "test_mean_iou",
             "recheck_pass_fraction", "budget", "gradient_steps", "budget_steps"} <= set(runs.columns)
-    by = runs.set_index("run")
-    assert by.loc["in_order", "budget"] == coreset_results.SELECTION_BUDGET
-    assert by.loc["random_seed2", "budget"] == "stop at target"
-    assert by.loc["random_seed2_matched_steps", "budget"] == "matched gradient steps"
-    assert by.loc["full_matched_steps", "description"] == "full training set, matched gradient steps"
-    assert by.loc["random_seed1", "description"] == "random subset (seed 1), stop at target"
-    matched = runs[runs["budget"] == "matched gradient steps"]
-    assert (matched["gradient_steps"] == by.loc["in_order", "gradient_steps"]).all() and len(matched) == 4
+    by = runs.set_index(["run", "seed"])
+    assert by.loc[("in_order", 0), "budget"] == coreset_results.SELECTION_BUDGET
+    assert by.loc[("random", 2), "budget"] == "stop at target"
+    assert by.loc[("random_matched_steps", 2), "budget"] == "matched gradient steps"
+    assert by.loc[("full_matched_steps", 1), "description"] == "full training set, matched gradient steps"
+    assert by.loc[("random", 1), "description"] == "random subset, stop at target"
+    matched = runs[runs["budget"] == "matched gradient steps"].set_index("seed")
+    sel = runs[runs["run"] == "in_order"].set_index("seed")["gradient_steps"]
+    assert (matched["gradient_steps"] == sel.loc[matched.index]).all() and len(matched) == 6  # each its seed's
 
 
-def test_control_names_round_trip():
-    for kind, seed, matched in [("full", None, False), ("full", None, True), ("random", 3, False), ("random", 12, True)]:
-        name = controls.control_run_name(kind, seed, matched)
-        c = controls.parse_control(name)
-        assert (c["kind"], c["subset_seed"]) == (kind, seed)
-        assert c["budget"] == ("matched gradient steps" if matched else "stop at target")
-    assert controls.control_run_name("random", 2, matched=True) == "random_seed2_matched_steps"
-    with pytest.raises(ValueError, match="not a control run"):
-        controls.parse_control("in_order")
-    assert coreset_results.runs_shown(["random_seed2", "full", "random_seed1_matched_steps", "in_order", "shuffled",
-                               "full_matched_steps", "random_seed1"]) == \
-        ["in_order", "shuffled", "random_seed1_matched_steps", "full_matched_steps"]
-    assert coreset_results.runs_shown(["in_order", "random_seed1", "full"]) == ["in_order", "random_seed1", "full"]
-    assert coreset_results.recheck_shown(["random_seed1", "full_matched_steps", "shuffled", "in_order", "full",
-                                  "random_seed1_matched_steps"]) == \
-        ["in_order", "shuffled", "full_matched_steps", "random_seed1_matched_steps"]
+def test_control_names_and_keys_round_trip():
+    for kind, matched in [("full", False), ("full", True), ("random", False), ("random", True)]:
+        c = controls.parse_control(controls.control_run_name(kind, matched))
+        assert c == {"kind": kind, "budget": "matched gradient steps" if matched else "stop at target"}
+    assert controls.control_run_name("random", matched=True) == "random_matched_steps"
+    for bad in ("in_order", "random_seed1", "full_matched_steps_x"):
+        with pytest.raises(ValueError, match="not a control run"):
+            controls.parse_control(bad)
+    with pytest.raises(ValueError, match="unknown control kind"):
+        controls.control_run_name("subset")
+    key = coreset_results.run_key("random_matched_steps", 12)
+    assert key == "random_matched_steps/seed12" and coreset_results.split_key(key) == ("random_matched_steps", 12)
+    assert coreset_results.split_key("in_order") == ("in_order", None)
+    assert coreset_results.run_label("shuffled/seed2") == "selection, shuffled order (seed 2)"
+    keys = [f"{r}/seed{s}" for s in (2, 1) for r in ("random", "full", "random_matched_steps", "in_order",
+                                                      "shuffled", "full_matched_steps")]
+    assert coreset_results.runs_shown(keys) == ["in_order/seed1", "shuffled/seed1", "random_matched_steps/seed1",
+                                                "full_matched_steps/seed1"]  # the first seed's
+    assert coreset_results.runs_shown(["in_order/seed0", "random/seed0", "full/seed0"]) == \
+        ["in_order/seed0", "random/seed0", "full/seed0"]
+    assert coreset_results.recheck_shown(keys) == ["in_order", "shuffled", "full_matched_steps",
+                                                   "random_matched_steps"]  # each pooled over its seeds
 
 
 @pytest.mark.parametrize("budget, per_epoch, epochs, last", [(7, 2, 4, 1), (8, 2, 4, 2), (3, 5, 1, 3), (1, 1, 1, 1)])
@@ -272,43 +283,55 @@ FULL = ("the selection carries all the information: it scores no worse than the 
         "steps)")
 
 
-def test_selection_well_above_the_random_subsets_is_an_effect_shown():
-    v = _judged(inord=0.9, rand=(0.6, 0.62, 0.61))
-    assert v.loc[SELECTION, "verdict"] == verdicts.EFFECT_SHOWN and v.loc[SELECTION, "n"] == 4
-    assert "1 vs 3" in v.loc[SELECTION, "statistic"]
+def test_selection_well_above_the_random_subsets_is_an_effect_shown_paired_by_seed():
+    v = _judged(inord=(0.9, 0.91, 0.89), rand=(0.6, 0.62, 0.61))
+    assert v.loc[SELECTION, "verdict"] == verdicts.EFFECT_SHOWN and v.loc[SELECTION, "n"] == 3
+    assert "seed pairs" in v.loc[SELECTION, "statistic"]
 
 
 def test_selection_within_the_seed_noise_is_not_settled_never_size_not_selection():
-    v = _judged(inord=0.605, rand=(0.6, 0.62, 0.61))
+    v = _judged(inord=(0.605, 0.63, 0.60), rand=(0.6, 0.62, 0.61))
     assert v.loc[SELECTION, "verdict"] == verdicts.NOT_SETTLED
     assert "minimum detectable effect" in v.loc[SELECTION, "statistic"]
 
 
+def test_the_pairing_is_by_seed_not_by_position():
+    """Each seed's selection against its own random subset: a seed-wise constant lead is shown even where the
+    seeds differ far more than the lead (unpaired, the two groups overlap)."""
+    v = _judged(inord=(0.52, 0.73, 0.925), rand=(0.5, 0.7, 0.9))  # +0.02, +0.03, +0.025
+    assert v.loc[SELECTION, "verdict"] == verdicts.EFFECT_SHOWN
+
+
 def test_the_verdict_uses_the_budget_matched_controls_not_the_stop_at_target_ones():
-    v = _judged(inord=0.9, rand=(0.6, 0.62, 0.61), rand_stop=(0.95, 0.96, 0.97))
-    assert v.loc[SELECTION, "verdict"] == verdicts.EFFECT_SHOWN and "0.9500 / 0.9600" in v.loc[SELECTION, "finding"]
+    v = _judged(inord=(0.9, 0.91, 0.89), rand=(0.6, 0.62, 0.61), rand_stop=(0.95, 0.96, 0.97))
+    assert v.loc[SELECTION, "verdict"] == verdicts.EFFECT_SHOWN
+    assert "stop at target: random 0.9600" in v.loc[SELECTION, "finding"]
 
 
-def test_one_random_subset_settles_nothing():
-    v = _judged(inord=0.9, rand=(0.6,), rand_stop=(0.5,))
+def test_one_seed_settles_nothing():
+    v = _judged(inord=(0.9,), rand=(0.6,), rand_stop=(0.5,), full=(0.95,), shuffled=(60,))
     assert v.loc[SELECTION, "verdict"] == verdicts.ONE_RUN
+    assert v.loc[FULL, "verdict"] == verdicts.ONE_RUN
+    assert v.loc["order matters little (shuffled / in-order count - 1)", "verdict"] == verdicts.ONE_RUN
 
 
-def test_selection_against_the_full_set_uses_the_random_seeds_spread():
-    far = _judged(inord=0.9, full=0.99, rand=(0.6, 0.62, 0.61))
+def test_selection_against_the_full_set_is_paired_by_seed():
+    far = _judged(inord=(0.9, 0.91, 0.89), full=(0.99, 0.99, 0.99))
     assert far.loc[FULL, "verdict"] == verdicts.NOT_AT_SCALE  # 0.09 below, sd 0.01: inferior at this scale
-    near = _judged(inord=0.9, full=0.95, rand=(0.6, 0.62, 0.61))
-    assert near.loc[FULL, "verdict"] == verdicts.NOT_SETTLED  # 90% CI [-0.091, -0.009] straddles -0.01
-    close = _judged(inord=0.95, full=0.95, rand=(0.6, 0.6001, 0.6002))
+    near = _judged(inord=(0.94, 0.95, 0.93), full=(0.95, 0.95, 0.95))
+    assert near.loc[FULL, "verdict"] == verdicts.NOT_SETTLED  # mean -0.01, sd 0.01: the CI straddles -0.01
+    close = _judged(inord=(0.95, 0.951, 0.9505), full=(0.95, 0.95, 0.95))
     assert close.loc[FULL, "verdict"] == verdicts.NON_INFERIOR
 
 
 def test_the_other_claims_are_reported_or_judged_with_their_type():
     v = _judged(recheck=0.97)
     assert v.loc["pairs selected in order", "verdict"] == verdicts.REPORTED
-    assert v.loc["order matters little (shuffled / in-order count - 1)", "verdict"] == verdicts.ONE_RUN
+    order = v.loc["order matters little (shuffled / in-order count - 1)"]
+    assert order["n"] == 3 and order["verdict"] in verdicts.WORDS and "seed pairs" in order["statistic"]
+    assert _judged(shuffled=(50, 51, 49)).loc[order.name, "verdict"] == verdicts.EQUIVALENT
     every = "every training pair now scores at or above the pass score"
-    assert v.loc[every, "verdict"] == verdicts.NOT_SETTLED and v.loc[every, "n"] == 2  # shuffled passes all
+    assert v.loc[every, "verdict"] == verdicts.NOT_SETTLED and v.loc[every, "n"] == 6  # shuffled passes all
     assert _judged(recheck=1.0).loc[every, "verdict"] == verdicts.FITTED
     mode = v.loc["pairs scored as the post's stopping rule scored them"]
     assert mode["verdict"] == verdicts.REPORTED and "inference-mode" in mode["finding"]
@@ -372,8 +395,8 @@ def test_a_matched_control_makes_exactly_the_selections_gradient_steps(tmp_path)
     params = {"image_size": 32, "model": {"start_neurons": 2, "depth": 1, "dropout": 0.1, "batch_norm_momentum": 0.9},
               "batch_size": 8, "learning_rate": 0.003,
               "stopping": {"target": 0.85, "pass_factor": 0.95, "max_epochs": 2},
-              "selection": {"initial": 4, "scan_batch": 20, "max_epochs_per_addition": 1, "test_checkpoints": 2,
-                            "shuffle_seed": 1}, "keep_predictions": 2}
+              "selection": {"initial": 4, "scan_batch": 20, "max_epochs_per_addition": 1, "test_checkpoints": 2},
+              "keep_predictions": 2}
     write_initial_weights("residual_unet", tmp_path / "init.weights.h5", seed=0, kwargs=coreset.unet_kwargs(params))
     out = {}
     for budget in (None, 7):  # 10 pairs, batch 8: 2 steps an epoch -> 4 epochs, the last one cut after 1 step
@@ -382,7 +405,7 @@ def test_a_matched_control_makes_exactly_the_selections_gradient_steps(tmp_path)
                  "predictions": d / "predictions.npz", "selected": d / "selected.csv", "backup": d / "backup"}
         out[budget] = controls.run_control(train_h5=tmp_path / "train.h5", test_h5=tmp_path / "test.h5",
                                           init_weights=tmp_path / "init.weights.h5", files=files, params=params,
-                                          kind="random", size=10, subset_seed=1,
+                                          kind="random", size=10,
                                           run_settings=RunSettings(threads=1, seed=0), budget_steps=budget)
         saved = keras.saving.load_model(files["model"], compile=True, safe_mode=True,
                                         custom_objects={"bce_dice_loss": bce_dice_loss})
@@ -390,11 +413,11 @@ def test_a_matched_control_makes_exactly_the_selections_gradient_steps(tmp_path)
         out[budget]["history"] = pd.read_csv(files["history"])
     m = out[7]
     assert len(pd.read_csv(tmp_path / "7" / "selected.csv")) == 10  # the pairs it trained on
-    assert m["run"] == "random_seed1_matched_steps" and m["budget"] == "matched gradient steps"
+    assert m["run"] == "random_matched_steps" and m["budget"] == "matched gradient steps"
     assert m["gradient_steps"] == m["budget_steps"] == 7 == m["iterations"]
     assert m["epochs_run"] == 4 and m["history"]["gradient_steps"].tolist() == [2, 4, 6, 7]
     s = out[None]
-    assert s["run"] == "random_seed1" and s["budget"] == "stop at target" and s["budget_steps"] is None
+    assert s["run"] == "random" and s["budget"] == "stop at target" and s["budget_steps"] is None
     assert s["gradient_steps"] == 2 * s["epochs_run"] == s["iterations"] and "train_metric" in s["history"]
     assert 0 <= m["test"]["score"] <= 1 and 0 <= m["train_metric_final"] <= 1
 
@@ -406,45 +429,76 @@ def test_tiny_workflow_writes_every_coreset_output(tiny_workflow):
     cfg = tiny_workflow.config
     n_train = cfg["data"]["ellipses"]["train_size"]
     runs = pd.read_csv(r / "runs.csv")
-    seeds = cfg["coreset"]["controls"]["random_seeds"]
-    controls = ["full", *(f"random_seed{s}" for s in seeds)]
-    assert set(runs["run"]) == {"in_order", "shuffled", *controls, *(f"{c}_matched_steps" for c in controls)}
+    seeds = cfg["coreset"]["seeds"]
+    controls = ["full", "random"]
+    names = {"in_order", "shuffled", *controls, *(f"{c}_matched_steps" for c in controls)}
+    assert set(zip(runs["run"], runs["seed"])) == {(n, s) for n in names for s in seeds}
     for col in ("test_score_thresholded", "test_score_soft_as_published", "test_mean_iou", "recheck_pass_fraction"):
         assert runs[col].between(0, 1).all(), col
-    by = runs.set_index("run")
-    assert by.loc["full", "pairs_used"] == by.loc["full_matched_steps", "pairs_used"] == n_train
+    by = runs.set_index(["run", "seed"])
     for s in seeds:
-        assert by.loc[f"random_seed{s}", "pairs_used"] == by.loc["in_order", "pairs_used"]
-        assert by.loc[f"random_seed{s}_matched_steps", "pairs_used"] == by.loc["in_order", "pairs_used"]
-    # the budget-matched controls: exactly the in-order selection's gradient steps, the others stop at the target
-    steps = json.loads((r / "select" / "in_order" / "metrics.json").read_text())["gradient_steps"]
-    assert by.loc["in_order", "gradient_steps"] == steps
-    for c in controls:
-        assert by.loc[f"{c}_matched_steps", "budget"] == "matched gradient steps"
-        assert by.loc[f"{c}_matched_steps", "gradient_steps"] == by.loc[f"{c}_matched_steps", "budget_steps"] == steps
-        assert by.loc[c, "budget"] == "stop at target"
-        m = json.loads((r / "control" / f"{c}_matched_steps" / "metrics.json").read_text())
-        assert m["gradient_steps"] == steps and m["params"]["batch_size"] == cfg["coreset"]["batch_size"]
+        assert by.loc[("full", s), "pairs_used"] == by.loc[("full_matched_steps", s), "pairs_used"] == n_train
+        assert by.loc[("random", s), "pairs_used"] == by.loc[("in_order", s), "pairs_used"]
+        assert by.loc[("random_matched_steps", s), "pairs_used"] == by.loc[("in_order", s), "pairs_used"]
+        # the budget-matched controls: exactly their seed's in-order selection's gradient steps, from its weights
+        steps = json.loads((r / "select" / "in_order" / f"seed{s}" / "metrics.json").read_text())["gradient_steps"]
+        assert by.loc[("in_order", s), "gradient_steps"] == steps
+        for c in controls:
+            assert by.loc[(f"{c}_matched_steps", s), "budget"] == "matched gradient steps"
+            assert by.loc[(f"{c}_matched_steps", s), "gradient_steps"] == \
+                by.loc[(f"{c}_matched_steps", s), "budget_steps"] == steps
+            assert by.loc[(c, s), "budget"] == "stop at target"
+            m = json.loads((r / "control" / f"{c}_matched_steps" / f"seed{s}" / "metrics.json").read_text())
+            assert m["gradient_steps"] == steps and m["params"]["batch_size"] == cfg["coreset"]["batch_size"]
+            assert m["seed"] == s and m["init_weights"] == f"seed{s}.weights.h5"
     verdict = pd.read_csv(r / "verdict.csv")
     assert len(verdict) == len(coreset_results.claims()) and set(verdict["verdict"]) <= set(verdicts.WORDS)
     assert verdict["rule"].notna().all() and {"statistic", "n", "spread", "rule", "type"} <= set(verdict.columns)
     row = verdict.set_index("claim").loc[SELECTION]
-    assert row["n"] == 1 + len(seeds) and f"1 vs {len(seeds)}" in row["statistic"]  # trained models on each side
-    assert len(seeds) > 1 or row["verdict"] == verdicts.ONE_RUN  # one random seed: no spread
+    assert row["n"] == len(seeds)  # seed pairs
+    assert len(seeds) > 1 or row["verdict"] == verdicts.ONE_RUN  # one seed: no spread
     hist = pd.read_csv(r / "recheck_histogram.csv")
-    assert (hist.groupby("run")["pairs"].sum() == n_train).all()
+    assert (hist.groupby(["run", "seed"])["pairs"].sum() == n_train).all() and len(hist.groupby(["run", "seed"])) == \
+        len(runs)
     for order in ("in_order", "shuffled"):
-        run = r / "select" / order
-        selected = pd.read_csv(run / "selected.csv")["index"].tolist()
-        history = pd.read_csv(run / "history.csv")
-        assert len(set(selected)) == len(selected) == by.loc[order, "pairs_used"]
-        assert {"scanned", "selected", "train_metric", "added_index", "test_score"} <= set(history.columns)
-        assert history["scanned"].iloc[-1] == n_train and history["selected"].is_monotonic_increasing
-        added = history["added_index"][history["added_index"] >= 0].tolist()
-        assert selected == selected[:cfg["coreset"]["selection"]["initial"]] + added  # exactly the failing pairs
-        m = json.loads((run / "metrics.json").read_text())
-        assert m["pairs_used"] == len(selected) and m["device"] in ("CPU", "GPU")
-        assert (run / "model.keras").stat().st_size > 0
+        for s in seeds:
+            run = r / "select" / order / f"seed{s}"
+            selected = pd.read_csv(run / "selected.csv")["index"].tolist()
+            history = pd.read_csv(run / "history.csv")
+            assert len(set(selected)) == len(selected) == by.loc[(order, s), "pairs_used"]
+            assert {"scanned", "selected", "train_metric", "added_index", "test_score"} <= set(history.columns)
+            assert history["scanned"].iloc[-1] == n_train and history["selected"].is_monotonic_increasing
+            added = history["added_index"][history["added_index"] >= 0].tolist()
+            assert selected == selected[:cfg["coreset"]["selection"]["initial"]] + added  # exactly the failing pairs
+            m = json.loads((run / "metrics.json").read_text())
+            assert m["pairs_used"] == len(selected) and m["device"] in ("CPU", "GPU") and m["seed"] == s
+            assert m["shuffle_seed"] == (s if order == "shuffled" else None)
+            assert (run / "model.keras").stat().st_size > 0
     assert not [f for f in (tiny_workflow.path / "results" / ".resume" / "coreset").rglob("*") if f.is_file()]
     for name in ("pairs", "selected_vs_scanned", "score_vs_size", "selected_grid", "predictions", "recheck"):
         assert_figure(r / "figures" / f"{name}.png")
+
+
+@pytest.mark.workflow
+def test_each_seed_is_a_replicate_with_its_own_weights_selection_and_controls(tmp_path):
+    """Two seeds in a dry run: every control reads its own seed's initial weights and in-order selection."""
+    from anatomy.plan import dry_run_jobs
+    from conftest import Workflow, tiny_config
+
+    wf = Workflow(tmp_path, tiny_config({"coreset": {"seeds": [0, 3]}}))
+    p = wf.run("-n", "--forceall", "results/coreset/verdict.csv")
+    text = p.stdout + p.stderr
+    trainings = [j for j in dry_run_jobs(text) if j["rule"] == "coreset_train"]
+    assert len(trainings) == 12 and {j["rule"] for j in dry_run_jobs(text)} >= {"coreset_initial_weights"}
+    inputs = {}
+    for block in text.split("rule coreset_train:")[1:]:
+        job = block.split("\n[")[0]  # up to the next job's timestamp
+        lines = {s.split(":", 1)[0].strip(): s.split(":", 1)[1] for s in job.splitlines() if ":" in s}
+        inputs[lines["wildcards"].strip().removeprefix("run=")] = lines["input"]
+    for run, inp in inputs.items():
+        seed = run.rsplit("/seed", 1)[1]
+        assert f"coreset/init/seed{seed}.weights.h5" in inp, run
+        other = "3" if seed == "0" else "0"
+        assert f"seed{other}" not in inp, run
+        if run.startswith("control/random") or run.endswith("_matched_steps/seed" + seed):
+            assert f"select/in_order/seed{seed}/" in inp, run

@@ -65,11 +65,11 @@ def _digits(r, files, cfg):
 def _coreset(r, files, cfg):
     from anatomy.studies.coreset_controls import run_control
 
-    m = _metrics(r / "coreset" / "control" / "full" / "metrics.json")
+    m = _metrics(r / "coreset" / "control" / "full" / "seed0" / "metrics.json")
     return lambda: run_control(train_h5=r / "data" / "ellipses" / "train.h5", test_h5=r / "data" / "ellipses" /
-                               "test.h5", init_weights=r / "coreset" / "init" / f"seed{cfg['seed']}.weights.h5",
+                               "test.h5", init_weights=r / "coreset" / "init" / f"seed{m['seed']}.weights.h5",
                                files={**files, "selected": files["model"].parent / "selected.csv"},
-                               params=m["params"], kind="full", size=None, subset_seed=None,
+                               params=m["params"], kind="full", size=None,
                                run_settings=RunSettings(threads=2, seed=m["seed"], deterministic=True))
 
 

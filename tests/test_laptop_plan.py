@@ -73,8 +73,16 @@ def test_crops_and_coreset_comparisons_have_three_seeds(laptop):
     config, jobs = laptop
     baseline = {wc["run"] for r, wc in jobs if r == "crops_train" and wc["run"].startswith("baseline/seed")}
     assert len(baseline) >= MIN_SEEDS  # the confirmation retrains the top windows on these seeds
-    controls = {wc["run"] for r, wc in jobs if r == "coreset_train" and wc["run"].startswith("control/random_seed")}
-    assert len({c for c in controls if not c.endswith("_matched_steps")}) >= MIN_SEEDS
+    coreset = {}  # run folder without its seed -> seeds: every selection and control on the same seeds
+    for r, wc in jobs:
+        if r == "coreset_train":
+            run, seed = wc["run"].rsplit("/seed", 1)
+            coreset.setdefault(run, set()).add(seed)
+    assert set(coreset) == {"select/in_order", "select/shuffled", "control/full", "control/full_matched_steps",
+                            "control/random", "control/random_matched_steps"}
+    assert len({frozenset(s) for s in coreset.values()}) == 1 and len(coreset["select/in_order"]) >= MIN_SEEDS
+    inits = {int(wc["seed"]) for r, wc in jobs if r == "coreset_initial_weights"}
+    assert inits == set(config["coreset"]["seeds"])  # a seed's runs start from its own initial weights
 
 
 def crops_windows(jobs, mask: str) -> set:

@@ -81,7 +81,7 @@ rule crops_train:
 rule crops_train:
     wildcards: run=baseline_window_batch/seed1
 rule coreset_train:
-    wildcards: run=control/random_seed3_matched_steps
+    wildcards: run=control/random_matched_steps/seed2
 rule digits_train:
     output: results/digits/cv/fold4/seed0/model.keras, results/digits/cv/fold4/seed0/metrics.json
     benchmark: results/benchmarks/digits/cv/fold4/seed0.tsv
@@ -130,14 +130,17 @@ def test_the_tiny_configs_timed_estimate_is_within_a_factor_of_three_of_its_meas
 def test_a_finished_coreset_run_gives_the_selected_fraction_and_the_controls_epochs(tmp_path):
     assert plan.finished_coreset(tmp_path) == {"fraction": None, "epochs": {}}
     (tmp_path / "coreset").mkdir()
-    pd.DataFrame({"run": ["in_order", "full", "full_matched_steps", "random_seed1", "random_seed2",
-                          "random_seed1_matched_steps"], "pairs_used": [218, 2000, 2000, 218, 218, 218],
-                  "train_pairs": [2000] * 6, "epochs_run": [391, 2, 16, 10, 12, 135],
-                  "budget": ["selection (retrained after each addition)", "stop at target", "matched gradient steps",
-                             "stop at target", "stop at target", "matched gradient steps"]}).to_csv(
+    pd.DataFrame({"run": ["in_order", "in_order", "full", "full_matched_steps", "random", "random",
+                          "random_matched_steps"], "seed": [0, 1, 0, 0, 0, 1, 0],
+                  "pairs_used": [218, 222, 2000, 2000, 218, 222, 218],
+                  "train_pairs": [2000] * 7, "epochs_run": [391, 400, 2, 16, 10, 12, 135],
+                  "budget": ["selection (retrained after each addition)"] * 2
+                  + ["stop at target", "matched gradient steps", "stop at target", "stop at target",
+                     "matched gradient steps"]}).to_csv(
         tmp_path / "coreset" / "runs.csv", index=False)
-    assert plan.finished_coreset(tmp_path) == {"fraction": 0.109, "epochs": {"coreset_train (full)": 2.0,
-                                                                              "coreset_train (random)": 11.0}}
+    finished = plan.finished_coreset(tmp_path)  # the selections' mean fraction; the stop-at-target runs' epochs
+    assert finished == {"fraction": pytest.approx(0.11), "epochs": {"coreset_train (full)": 2.0,
+                                                                     "coreset_train (random)": 11.0}}
 
 
 def test_the_comparison_puts_each_studys_estimate_beside_its_measured_wall_time():

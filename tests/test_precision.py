@@ -111,8 +111,8 @@ def test_changing_precision_reruns_the_trainings_only(tiny_workflow, tmp_path):
 def test_a_mixed_precision_run_records_it(tmp_path):
     """A real run under mixed_bfloat16 records it in metrics.json and in the results' label."""
     wf = Workflow(tmp_path, tiny_config({"precision": "mixed_bfloat16"}))
-    wf.run("results/coreset/control/full/metrics.json")
-    metrics = json.loads((tmp_path / "results/coreset/control/full/metrics.json").read_text())
+    wf.run("results/coreset/control/full/seed0/metrics.json")
+    metrics = json.loads((tmp_path / "results/coreset/control/full/seed0/metrics.json").read_text())
     assert metrics["precision"] == "mixed_bfloat16"
     assert 0.0 <= metrics["test"]["score"] <= 1.0
     # the label every figure and the summary carry (shown here through the Kaggle message)

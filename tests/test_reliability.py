@@ -168,7 +168,7 @@ def _same_history(new: Path, ref: Path, rows: int | None = None) -> None:
 
 CROPS_SEEDS = TINY["crops"]["baseline"]["seeds"]
 CROPS_RUNS = [f"crops/baseline/seed{s}" for s in CROPS_SEEDS]
-IIC_RUN, SELECTION = "iic/all/a1_o1/seed0", "coreset/select/in_order"
+IIC_RUN, SELECTION = "iic/all/a1_o1/seed0", "coreset/select/in_order/seed0"
 DIVERGING = f"cifar/runs/nobn_lr{DIVERGING_LR:g}/seed0"
 
 
@@ -304,7 +304,7 @@ def test_a_killed_coreset_selection_resumes_after_its_last_backed_up_step(killed
     the uninterrupted run, with the same history."""
     k = killed_and_rerun
     results = k.wf.path / "results"
-    log = (results / "logs" / "coreset" / "select" / "in_order.log").read_text()
+    log = (results / "logs" / f"{SELECTION}.log").read_text()
     assert f"resuming after step {k.resume_at[SELECTION]}" in log
     ref = tiny_workflow.path / "results" / SELECTION
     assert (results / SELECTION / "selected.csv").read_text() == (ref / "selected.csv").read_text()
@@ -406,7 +406,7 @@ def test_every_kind_of_saved_model_loads_in_keras_safe_mode(tiny_workflow):
     for run, shape in [("crops/baseline/seed1", (2, 28, 28, 1)), ("digits/step1/seed0", (2, 28, 28, 1)),
                        ("cifar/runs/noisybn_lr0.05/seed0", (2, 32, 32, 3)),
                        ("cifar/runs/nobn_lr0.05/seed0", (2, 32, 32, 3)),
-                       ("iic/all/a1_o1/seed0", (2, 28, 28, 1)), ("coreset/control/full", None)]:
+                       ("iic/all/a1_o1/seed0", (2, 28, 28, 1)), ("coreset/control/full/seed0", None)]:
         model = keras.saving.load_model(r / run / "model.keras", safe_mode=True, compile=False)
         x = np.zeros(shape or (2, *model.input_shape[1:]), "float32")
         out = model.predict(x, verbose=0)

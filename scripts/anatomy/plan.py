@@ -90,7 +90,7 @@ def job_part(rule: str, wildcards: dict) -> str:
     if rule == "crops_train":
         part = "confirm" if run.startswith("confirm/") else "baseline" if run.startswith("baseline") else "window"
     elif rule == "coreset_train":  # the selection; the full set or a random subset, to the target or matched steps
-        c = None if run.startswith("select/") else parse_control(run.removeprefix("control/"))
+        c = None if run.startswith("select/") else parse_control(run.split("/")[1])  # control/<name>/seed<s>
         part = "select" if c is None else c["kind"] + (", matched" if c["budget"] == MATCHED_STEPS else "")
     elif rule == "digits_train":
         # step 1 (its own epochs); the ladder's plain rungs; augmentation; the k-fold models (augmented, TTA)
@@ -223,7 +223,7 @@ def selection_seconds(t: dict, config: dict, *, selected_fraction: float) -> flo
 
 def finished_coreset(results: Path) -> dict:
     """What a finished coreset study (``results``/coreset/runs.csv, e.g. the earlier run of the same config)
-    says about the costs that depend on the data: the in-order selection's selected fraction
+    says about the costs that depend on the data: the in-order selections' mean selected fraction
     (``fraction``) and the mean epochs the controls that stop at the target ran (``epochs``: row -> epochs;
     their epochs depend on the data)."""
     import pandas as pd
@@ -235,7 +235,7 @@ def finished_coreset(results: Path) -> dict:
     sel = runs[runs["run"] == "in_order"]
     stop = runs[runs["budget"] == STOP_AT_TARGET]
     kinds = stop["run"].map(lambda r: parse_control(r)["kind"])
-    return {"fraction": float(sel["pairs_used"].iloc[0] / sel["train_pairs"].iloc[0]) if len(sel) else None,
+    return {"fraction": float((sel["pairs_used"] / sel["train_pairs"]).mean()) if len(sel) else None,
             "epochs": {f"coreset_train ({k})": float(g.mean()) for k, g in stop.groupby(kinds)["epochs_run"]}}
 
 

@@ -1,5 +1,5 @@
 """Rule coreset_train: one U-Net training (a selection run, a control stopped at the target, or a
-control trained for the in-order selection's gradient steps), as its entry in the run table says."""
+control trained for its seed's in-order selection's gradient steps), as its entry in the run table says."""
 from anatomy.logs import contract_files, log_step
 
 with log_step(snakemake):
@@ -13,8 +13,7 @@ with log_step(snakemake):
     if "control" not in p.spec:
         coreset.run_selection(shuffle_seed=p.spec["shuffle_seed"], **common)
     else:
-        control = coreset_controls.parse_control(p.spec["control"])
+        kind = coreset_controls.parse_control(p.spec["control"])["kind"]
         coreset_controls.run_control(
-            kind=control["kind"], subset_seed=control["subset_seed"],
-            size=None if control["kind"] == "full" else coreset_controls.selected_size(inp.selected),
+            kind=kind, size=None if kind == "full" else coreset_controls.selected_size(inp.selected),
             budget_steps=coreset_controls.budget_steps(inp.budget) if p.spec["matched"] else None, **common)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from anatomy.plots.style import plt, save, titled
-from anatomy.studies.coreset_results import recheck_shown, run_label, runs_shown
+from anatomy.studies.coreset_results import RUNS_ORDER, recheck_shown, run_label, runs_shown, split_key
 
 
 def _show_pair(ax_img, ax_mask, x, y, title=None):
@@ -27,11 +27,23 @@ def pairs(x, y, indices, out_png, *, provenance: str) -> None:
     save(fig, out_png)
 
 
+LINES = ("-", "--", ":", "-.")
+
+
+def _style(key: str, seeds: list) -> dict:
+    """A selection's line: its colour by order, its dash by seed."""
+    order, seed = split_key(key)
+    return {"color": f"C{RUNS_ORDER.index(order) if order in RUNS_ORDER else 2}",
+            "ls": LINES[seeds.index(seed) % len(LINES)] if seed in seeds else "-"}
+
+
 def selected_vs_scanned(histories: dict, n_train: int, out_png, *, provenance: str) -> None:
+    """Each selection (keyed '<order>/seed<s>'): pairs selected against pairs scanned."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for k, (run, h) in enumerate(histories.items()):
-        ax.step(h["scanned"], h["selected"], where="post", color=f"C{k}",
-                label=f"{run_label(run)}: {int(h['selected'].iloc[-1])} selected")
+    seeds = sorted({split_key(k)[1] for k in histories}, key=lambda x: x or 0)
+    for key, h in sorted(histories.items()):
+        ax.step(h["scanned"], h["selected"], where="post", **_style(key, seeds),
+                label=f"{run_label(key)}: {int(h['selected'].iloc[-1])} selected")
     ax.plot([0, n_train], [0, n_train], ":", color="grey", lw=0.8, label="every pair")
     ax.set_ylim(0, max(h["selected"].max() for h in histories.values()) * 1.15 + 1)
     ax.set_xlabel("training pairs scanned")
@@ -42,7 +54,8 @@ def selected_vs_scanned(histories: dict, n_train: int, out_png, *, provenance: s
 
 
 def score_vs_size(runs, histories: dict, out_png, *, provenance: str) -> None:
-    """Each run's test score at the number of pairs it trained on; the selection runs' test checkpoints as lines.
+    """Each model's test score at the number of pairs it trained on (a run's seeds share a marker, its legend
+    the mean); the selections' test checkpoints as lines.
 
     Controls: filled markers for the budget the verdict uses (the in-order
     selection's gradient steps), hollow ones stopped at the target.
@@ -50,18 +63,20 @@ def score_vs_size(runs, histories: dict, out_png, *, provenance: str) -> None:
     from anatomy.studies.coreset_controls import MATCHED_STEPS
 
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    for k, (run, h) in enumerate(histories.items()):
+    seeds = sorted({split_key(k)[1] for k in histories}, key=lambda x: x or 0)
+    for key, h in sorted(histories.items()):
         pts = h[h["test_score"].notna()]
-        ax.plot(pts["selected"], pts["test_score"], "-o", ms=3, color=f"C{k}", alpha=0.6,
-                label=f"{run_label(run)}, during the scan")
+        ax.plot(pts["selected"], pts["test_score"], marker="o", ms=3, alpha=0.6, **_style(key, seeds),
+                label=f"{run_label(key)}, during the scan")
     markers = {"in_order": ("C0", "*"), "shuffled": ("C1", "*")}
-    budgets = runs["budget"] if "budget" in runs else [None] * len(runs)
-    for r, budget in zip(runs.itertuples(), budgets):
-        colour, marker = markers.get(r.run, ("k", "s") if r.run.startswith("full") else ("C3", "o"))
-        hollow = r.run not in markers and budget != MATCHED_STEPS
-        ax.scatter(r.pairs_used, r.test_score_thresholded, marker=marker, s=70, zorder=3,
+    for (run, budget), g in runs.groupby(["run", "budget"], sort=False):
+        colour, marker = markers.get(run, ("k", "s") if run.startswith("full") else ("C3", "o"))
+        hollow = run not in markers and budget != MATCHED_STEPS
+        seeds_text = f", {len(g)} seeds" if len(g) > 1 else ""
+        ax.scatter(g["pairs_used"], g["test_score_thresholded"], marker=marker, s=70, zorder=3,
                    facecolors="none" if hollow else colour, edgecolors=colour,
-                   label=f"{r.description}: {r.test_score_thresholded:.3f} ({int(r.gradient_steps)} steps)")
+                   label=f"{g['description'].iloc[0]}: {g['test_score_thresholded'].mean():.3f} "
+                         f"({g['gradient_steps'].mean():.0f} steps{seeds_text})")
     ax.set_xscale("log")
     ax.set_xlabel("training pairs used (log scale)")
     ax.set_ylabel("test score (thresholded, mean over IoU thresholds)")
@@ -112,7 +127,7 @@ def predictions(x, y, probs: dict, out_png, *, provenance: str) -> None:
 
 
 def recheck(scores: dict, pass_score: float, out_png, *, provenance: str) -> None:
-    """Per run: the final model's scores on every scanned training pair."""
+    """Per run (its seeds' final models pooled): their scores on every scanned training pair."""
     fig, ax = plt.subplots(figsize=(8.5, 4.8))
     edges = np.linspace(-0.05, 1.05, 12)  # the metric takes the values 0, 0.1, ..., 1
     width = 0.09 / len(scores)
@@ -137,8 +152,10 @@ def aggregate_figures(agg: dict, x, y, x_test, y_test, out, *, pass_score: float
     pairs(x, y, np.sort(rng.choice(len(x), min(10, len(x)), replace=False)), out["pairs"], provenance=prov)
     selected_vs_scanned(agg["histories"], len(x), out["selected_vs_scanned"], provenance=prov)
     score_vs_size(runs, agg["histories"], out["score_vs_size"], provenance=prov)
-    selected_grid(x, y, agg["selected"]["in_order"], out["selected_grid"], provenance=prov)
+    first = min((k for k in agg["selected"] if split_key(k)[0] == "in_order"), key=lambda k: split_key(k)[1] or 0)
+    selected_grid(x, y, agg["selected"][first], out["selected_grid"], provenance=prov)
     predictions(x_test, y_test, {r: arrays[r]["test_probs"] for r in runs_shown(list(arrays))}, out["predictions"],
                 provenance=prov)
-    recheck({r: recheck_scores[r] for r in recheck_shown(list(recheck_scores))}, pass_score, out["recheck"],
-            provenance=prov)
+    pooled = {r: np.concatenate([s for k, s in recheck_scores.items() if split_key(k)[0] == r])
+              for r in recheck_shown(list(recheck_scores))}
+    recheck(pooled, pass_score, out["recheck"], provenance=prov)

@@ -344,7 +344,7 @@ def run_selection(*, train_h5, test_h5, init_weights, files: dict, params: dict,
                                            resumed_from=resumed_from,
                                            epochs_run=sum(r["epochs"] for r in state.rows)),
                "run": "shuffled" if shuffle_seed is not None else "in_order",
-               "shuffle_seed": shuffle_seed, "pairs_used": len(state.selected), "train_pairs": int(len(x)),
+               "init_weights": Path(init_weights).name, "shuffle_seed": shuffle_seed, "pairs_used": len(state.selected), "train_pairs": int(len(x)),
                "pass_score": pass_score, "train_metric_final": final_train,
                "gradient_steps": int(sum(r["epochs"] * math.ceil(r["selected"] / params["batch_size"])
                                          for r in state.rows)),

@@ -1,6 +1,6 @@
-"""Study 4 (coreset), its controls: the full set and random subsets of the in-order selection's size,
-each trained from the selection's initial weights under the training contract, with one of two budgets
-(stop at target, or exactly the in-order selection's gradient steps); their run names and budgets."""
+"""Study 4 (coreset), its controls: the full set and a random subset of the in-order selection's size,
+each trained from that seed's initial weights under the training contract, with one of two budgets
+(stop at target, or exactly that seed's in-order selection's gradient steps); their run names and budgets."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from anatomy.training.setup import RunSettings
 
 
 def control_indices(kind: str, n_train: int, *, size: int | None = None, seed: int | None = None) -> np.ndarray:
-    """``random``: a seeded subset of ``size`` pairs (one per control seed); ``full``: every pair."""
+    """``random``: a seeded subset of ``size`` pairs (the run's seed); ``full``: every pair."""
     if kind == "full":
         return np.arange(n_train)
     if kind == "random":
@@ -32,24 +32,24 @@ MATCHED_STEPS = "matched gradient steps"
 MATCHED_SUFFIX = "_matched_steps"
 
 
-def control_run_name(kind: str, subset_seed: int | None, matched: bool = False) -> str:
-    """``full`` / ``random_seed<s>`` (stop at target), with ``_matched_steps`` for the budget-matched version
-    (the run table's names: rules/coreset.smk)."""
-    base = "full" if kind == "full" else f"random_seed{subset_seed}"
-    return base + (MATCHED_SUFFIX if matched else "")
+CONTROL_KINDS = ("full", "random")
+
+
+def control_run_name(kind: str, matched: bool = False) -> str:
+    """``full`` / ``random`` (stop at target), with ``_matched_steps`` for the budget-matched version
+    (the run table's names, under control/ and above seed<s>/: rules/coreset.smk)."""
+    if kind not in CONTROL_KINDS:
+        raise ValueError(f"unknown control kind '{kind}' (use random or full)")
+    return kind + (MATCHED_SUFFIX if matched else "")
 
 
 def parse_control(name: str) -> dict:
-    """Inverse of :func:`control_run_name`: kind, subset seed and budget of a control's run name."""
+    """Inverse of :func:`control_run_name`: kind and budget of a control's run name."""
     matched = name.endswith(MATCHED_SUFFIX)
-    base = name[:-len(MATCHED_SUFFIX)] if matched else name
-    if base == "full":
-        kind, seed = "full", None
-    elif base.startswith("random_seed") and base[len("random_seed"):].isdigit():
-        kind, seed = "random", int(base[len("random_seed"):])
-    else:
-        raise ValueError(f"'{name}' is not a control run (full or random_seed<n>, optionally {MATCHED_SUFFIX})")
-    return {"kind": kind, "subset_seed": seed, "budget": MATCHED_STEPS if matched else STOP_AT_TARGET}
+    kind = name[:-len(MATCHED_SUFFIX)] if matched else name
+    if kind not in CONTROL_KINDS:
+        raise ValueError(f"'{name}' is not a control run (full or random, optionally {MATCHED_SUFFIX})")
+    return {"kind": kind, "budget": MATCHED_STEPS if matched else STOP_AT_TARGET}
 
 
 def budget_steps(selection_metrics_json) -> int:
@@ -99,7 +99,7 @@ def stop_at_steps(budget_steps: int, steps_per_epoch: int):
 
 
 def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, kind: str, size: int | None,
-                subset_seed: int | None, run_settings: RunSettings, budget_steps: int | None = None) -> dict:
+                run_settings: RunSettings, budget_steps: int | None = None) -> dict:
     """Train on a fixed subset under the training contract, with one of two budgets.
 
     ``budget_steps=None`` (stop at target): the selection's stopping rule - stop
@@ -109,7 +109,7 @@ def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, k
     in-order selection's count, whatever the score on the training pairs (the
     last epoch is cut after the step that completes G); no per-epoch scoring.
     Both start from the same initial weights, with the same batch size, optimizer
-    and learning rate as the selection.
+    and learning rate as the selection of their seed; a random subset is drawn with that seed.
     """
     model, device = setup_model(init_weights=init_weights, params=params, run_settings=run_settings)
     seed = run_settings.seed
@@ -123,7 +123,7 @@ def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, k
     x_test, y_test = read_dataset_h5(test_h5, "test")
     stop = params["stopping"]
     pass_score = stop["target"] * stop["pass_factor"]
-    idx = control_indices(kind, len(x), size=size, seed=subset_seed)
+    idx = control_indices(kind, len(x), size=size, seed=seed if kind == "random" else None)
     predict = make_predictor(model, max(PREDICT_BATCH, params["selection"]["scan_batch"]))
     data = ArrayData(x[idx], y[idx], batch_size=params["batch_size"], seed=seed,
                      target=lambda b: keras.ops.cast(b, "float32"))
@@ -159,9 +159,9 @@ def run_control(*, train_h5, test_h5, init_weights, files: dict, params: dict, k
 
     return fit_with_contract(
         model, data, epochs=epochs, files=files, callbacks=callbacks, evaluate=evaluate, finish=finish,
-        info={"run": control_run_name(kind, subset_seed, matched=budget_steps is not None), "budget": budget,
+        info={"run": control_run_name(kind, matched=budget_steps is not None), "budget": budget,
               "init_weights": Path(init_weights).name,
               "budget_steps": None if budget_steps is None else int(budget_steps), "pairs_used": int(len(idx)),
-              "train_pairs": int(len(x)), "subset_seed": subset_seed, "pass_score": pass_score,
+              "train_pairs": int(len(x)), "pass_score": pass_score,
               "params": params, "seed": seed, **device},
     )
