@@ -155,3 +155,21 @@ def test_the_comparison_puts_each_studys_estimate_beside_its_measured_wall_time(
     snaps["commit"] = head
     assert "| 1.50 |" in plan.compare(rows, 2, snaps, since=f"{head}~1")  # a run made after the estimate
     assert "(an earlier run)" in plan.compare(rows, 2, snaps.assign(commit=f"{head}~1"), since=head)
+    per_study = {"crops": head, "iic": f"{head}~1"}  # each study against the commit it was timed at
+    assert "| 1.50 |" in plan.compare(rows, 2, snaps.assign(commit=head), since=per_study)
+    assert "(an earlier run)" in plan.compare(rows, 2, snaps.assign(commit=f"{head}~1"), since=per_study)
+
+
+def test_an_update_re_times_only_the_named_studies_and_keeps_each_studys_commit():
+    kept = {"cores": 2, "config": "config/laptop.yaml", "commit": "old", "provenance": "Timed at old.",
+            "rows": [{"rule": "crops_train (window)", "jobs": 98}, {"rule": "coreset_train (select)", "jobs": 2},
+                     {"rule": "coreset_train (full)", "jobs": 1}]}
+    new = {"cores": 2, "config": "config/laptop.yaml", "commit": "new", "provenance": "Timed at new.",
+           "rows": [{"rule": "coreset_train (select)", "jobs": 6}]}
+    up = plan.updated(kept, new, ["coreset"])
+    assert up["rows"] == [{"rule": "coreset_train (select)", "jobs": 6}, {"rule": "crops_train (window)", "jobs": 98}]
+    assert up["commits"] == {"crops": "old", "coreset": "new"} and up["commit"] == "old"
+    assert up["provenance"].startswith("Timed at old.") and "Re-timed (coreset): Timed at new." in up["provenance"]
+    assert plan.updated(up, {**new, "commit": "newer"}, ["coreset"])["commits"] == {"crops": "old", "coreset": "newer"}
+    with pytest.raises(ValueError, match="config/config.yaml"):
+        plan.updated(kept, {**new, "config": "config/config.yaml"}, ["coreset"])

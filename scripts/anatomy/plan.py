@@ -300,10 +300,11 @@ def format_plan(rows: list[dict], cores: int) -> str:
     return "\n".join(lines)
 
 
-def compare(rows: list[dict], cores: int, snapshots, since: str | None = None) -> str:
+def compare(rows: list[dict], cores: int, snapshots, since: str | dict | None = None) -> str:
     """Per study: the estimated wall time (its jobs alone on ``cores``), the measured one (``snapshots``:
     :func:`anatomy.timings.study_snapshots` of the studies' records) and their ratio, as a markdown table. A
-    record made at a commit that does not contain ``since`` (the estimate's) ran an earlier config: no ratio."""
+    record made at a commit that does not contain ``since`` (the estimate's; a dict: per study) ran an earlier
+    config: no ratio."""
     groups = per_study(rows)
     lines = ["| study | estimated_minutes | measured_minutes | measured / estimated | machine | commit |",
              "|---|---|---|---|---|---|"]
@@ -311,8 +312,8 @@ def compare(rows: list[dict], cores: int, snapshots, since: str | None = None) -
         if r.study not in groups:
             continue
         est = 60 * wall_hours(groups[r.study], cores)
-        ratio = f"{r.wall_minutes / est:.2f}" if since is None or _contains(r.commit, since) else \
-            "(an earlier run)"
+        base = since.get(r.study) if isinstance(since, dict) else since
+        ratio = f"{r.wall_minutes / est:.2f}" if base is None or _contains(r.commit, base) else "(an earlier run)"
         lines.append(f"| {r.study} | {est:.1f} | {r.wall_minutes:.1f} | {ratio} | {r.machine} | {r.commit} |")
     return "\n".join(lines)
 
@@ -333,6 +334,19 @@ def provenance(argv) -> str:
             f"{commit()}, {os.cpu_count()} CPU cores ({cpu_model()}): an estimate, not a measurement of the run.")
 
 
+def updated(kept: dict, new: dict, studies) -> dict:
+    """``kept`` (an estimate from --json) with the rows of ``studies`` replaced by ``new``'s (re-timed): each
+    study records the commit it was timed at (``commits``), the provenance says which were re-timed."""
+    if new["cores"] != kept["cores"] or new["config"] != kept["config"]:
+        raise ValueError(f"--update: the kept estimate is for {kept['config']} on {kept['cores']} cores, not "
+                         f"{new['config']} on {new['cores']}")
+    commits = {st: kept.get("commits", {}).get(st, kept["commit"]) for st in per_study(kept["rows"])}
+    commits.update({st: new["commit"] for st in studies})
+    rows = [r for r in kept["rows"] if study_of(r["rule"]) not in studies] + new["rows"]
+    return {**kept, "commits": commits, "rows": sorted(rows, key=lambda r: r["rule"]),
+            "provenance": f"{kept['provenance']}\n\nRe-timed ({', '.join(studies)}): {new['provenance']}"}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m anatomy.plan", description=__doc__.split("\n\n")[0])
     ap.add_argument("--configfile", type=Path, default=None, help="merged over config/config.yaml, as Snakemake does")
@@ -345,11 +359,16 @@ def main(argv=None) -> int:
     ap.add_argument("--studies", nargs="*", default=None, help="time these studies' rows only (default: all)")
     ap.add_argument("--keep", type=Path, default=None, help="time in this folder and keep it (logs, timings)")
     ap.add_argument("--json", type=Path, default=None, help="keep the estimate here (for --from-json)")
+    ap.add_argument("--update", type=Path, default=None, metavar="JSON",
+                    help="re-time only --studies and replace their rows in this kept estimate (written back), "
+                         "each study keeping the commit it was timed at")
     ap.add_argument("--from-json", type=Path, default=None, help="no timing: an estimate kept with --json")
     ap.add_argument("--compare", type=Path, default=None, metavar="RECORDS",
                     help="and the measured studies beside it (RECORDS/<study>/timings.md, e.g. docs/results/laptop)")
     ap.add_argument("--write", type=Path, default=None, help="also write the printed text here as markdown")
     a = ap.parse_args(argv)
+    if a.update and not a.studies:
+        ap.error("--update re-times the studies named by --studies")
     if a.from_json:
         kept = json.loads(a.from_json.read_text())
     else:
@@ -363,13 +382,17 @@ def main(argv=None) -> int:
         kept = {"cores": a.cores, "config": str(a.configfile or "config/config.yaml"), "commit": commit(),
                 "provenance": provenance(argv if argv is not None else sys.argv[1:]),
                 "rows": estimate(counts, timed, config, selected_fraction=fraction, stop_epochs=finished["epochs"])}
+        if a.update:
+            kept = updated(json.loads(a.update.read_text()), kept, a.studies)
+            a.update.write_text(json.dumps(kept, indent=1))
         if a.json:
             a.json.write_text(json.dumps(kept, indent=1))
     text = f"{kept['provenance']}\n\n{format_plan(kept['rows'], kept['cores'])}"
     if a.compare:
         from anatomy.timings import study_snapshots
 
-        table = compare(kept["rows"], kept["cores"], study_snapshots(a.compare), kept.get("commit"))
+        since = {st: kept.get("commits", {}).get(st, kept.get("commit")) for st in per_study(kept["rows"])}
+        table = compare(kept["rows"], kept["cores"], study_snapshots(a.compare), since)
         text += f"\n\nMeasured, study by study (each study's own record under {a.compare}):\n\n{table}"
     print(text)
     if a.write:
