@@ -165,7 +165,7 @@ def test_an_update_re_times_only_the_named_studies_and_keeps_each_studys_commit(
             "rows": [{"rule": "crops_train (window)", "jobs": 98}, {"rule": "coreset_train (select)", "jobs": 2},
                      {"rule": "coreset_train (full)", "jobs": 1}]}
     new = {"cores": 2, "config": "config/laptop.yaml", "commit": "new", "provenance": "Timed at new.",
-           "rows": [{"rule": "coreset_train (select)", "jobs": 6}]}
+           "rows": [{"rule": "coreset_train (select)", "jobs": 6}, {"rule": "(every other job)", "jobs": 4}]}
     up = plan.updated(kept, new, ["coreset"])
     assert up["rows"] == [{"rule": "coreset_train (select)", "jobs": 6}, {"rule": "crops_train (window)", "jobs": 98}]
     assert up["commits"] == {"crops": "old", "coreset": "new"} and up["commit"] == "old"

@@ -336,13 +336,15 @@ def provenance(argv) -> str:
 
 def updated(kept: dict, new: dict, studies) -> dict:
     """``kept`` (an estimate from --json) with the rows of ``studies`` replaced by ``new``'s (re-timed): each
-    study records the commit it was timed at (``commits``), the provenance says which were re-timed."""
+    study records the commit it was timed at (``commits``), the provenance says which were re-timed. The row of
+    the jobs that do not train (seconds each, every study's) stays the kept one's."""
     if new["cores"] != kept["cores"] or new["config"] != kept["config"]:
         raise ValueError(f"--update: the kept estimate is for {kept['config']} on {kept['cores']} cores, not "
                          f"{new['config']} on {new['cores']}")
     commits = {st: kept.get("commits", {}).get(st, kept["commit"]) for st in per_study(kept["rows"])}
     commits.update({st: new["commit"] for st in studies})
-    rows = [r for r in kept["rows"] if study_of(r["rule"]) not in studies] + new["rows"]
+    rows = [r for r in kept["rows"] if study_of(r["rule"]) not in studies] + \
+        [r for r in new["rows"] if study_of(r["rule"]) in studies]
     return {**kept, "commits": commits, "rows": sorted(rows, key=lambda r: r["rule"]),
             "provenance": f"{kept['provenance']}\n\nRe-timed ({', '.join(studies)}): {new['provenance']}"}
 
