@@ -422,3 +422,13 @@ def test_label_table_reads_p_and_the_fractions_from_each_variant_file(tmp_path):
     assert t["redrawn_fraction"].tolist() == [0.5, 1.0] and t["changed_fraction"].tolist() == [0.25, 0.25]
     # no label variant configured
     assert cifar_results.label_table([]).columns.tolist() == cifar_results.LABEL_TABLE_COLUMNS
+
+
+def test_normalize_standardises_each_channel_by_the_training_sets_mean_and_std():
+    pytest.importorskip("tensorflow")
+    from anatomy.studies.cifar import MEAN, STD, normalize
+
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    out = np.asarray(normalize(x))
+    assert out.dtype == np.float32 and out.shape == x.shape
+    np.testing.assert_allclose(out, (x / 255.0 - MEAN) / STD, rtol=1e-5, atol=1e-5)

@@ -36,7 +36,7 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
     from anatomy.io import read_dataset_h5
     from anatomy.models.iic_net import IICTrainer, iic_net
     from anatomy.models.unet import compile_unet, residual_unet
-    from anatomy.studies.cifar import MEAN, STD
+    from anatomy.studies.cifar import normalize
     from anatomy.studies.iic import make_pair, transform_names
     from anatomy.training.pipeline import ArrayData
     from anatomy.training.step import make_train_step
@@ -79,8 +79,7 @@ def bench_pipeline(paths: dict, cfg: dict, *, scale: float, repeats: int, device
 
     # cifar: the VGG-like net (config widths) on the TFRecord shards
     _, xc, yc = read_cifar10(paths["cifar10"], "train")
-    mean, std = tf.constant(MEAN), tf.constant(STD)
-    prep = lambda t: (tf.cast(t, tf.float32) / 255.0 - mean) / std  # noqa: E731
+    prep = normalize
     what, build, _, b, _ = models["vgg"]
     model = build()
     add("vgg", what, b,

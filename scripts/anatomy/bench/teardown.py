@@ -22,19 +22,15 @@ from anatomy.bench.common import row, side_by_side, study_models
 
 
 def bench_teardown(cfg: dict, *, scale: float, repeats: int, device: str) -> list:
-    import tensorflow as tf
-
-    from anatomy.studies.cifar import MEAN, STD
+    from anatomy.studies.cifar import normalize
     from anatomy.training.augment import augment_batch
     from anatomy.training.pipeline import ArrayData
 
     rng = np.random.default_rng(0)
     models = study_models(cfg)
-    mean, std = tf.constant(MEAN), tf.constant(STD)
-    prep = lambda t: (tf.cast(t, tf.float32) / 255.0 - mean) / std  # noqa: E731
     aug = cfg["digits"]["augmentation"]
     setups = {  # name: (model key, images, preprocess, augment)
-        "vgg": ("vgg", rng.integers(0, 256, (4096, 32, 32, 3), dtype=np.uint8), prep, None),
+        "vgg": ("vgg", rng.integers(0, 256, (4096, 32, 32, 3), dtype=np.uint8), normalize, None),
         "cnn_medium_affine": ("cnn_medium", rng.integers(0, 256, (4096, 28, 28, 1), dtype=np.uint8), None,
                               lambda xb, s: augment_batch(xb, s, aug)),
     }

@@ -29,6 +29,14 @@ from anatomy.training.setup import RunSettings
 MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32)
 STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
 
+
+def normalize(x):
+    """uint8 images -> float32 standardised per channel by the CIFAR-10 training set's MEAN and STD (TensorFlow
+    ops: the input pipeline's ``preprocess``; the study, its benchmarks)."""
+    import tensorflow as tf
+
+    return (tf.cast(x, tf.float32) / 255.0 - tf.constant(MEAN)) / tf.constant(STD)
+
 # Training images (the first ones, un-augmented) whose statistics replace the BN moving statistics
 # when a run's test accuracy is re-estimated (noisy BN, and the BN run it is compared with).
 REESTIMATE_IMAGES = 10_000
@@ -148,7 +156,6 @@ def train_cifar_run(*, manifest, files, spec: dict, model_cfg: dict, train_cfg: 
     device = configure_tensorflow(run_settings)
     seed = run_settings.seed
     import keras
-    import tensorflow as tf
 
     from anatomy.data.cifar10 import read_cifar10
     from anatomy.models.vgg import vgg_like
@@ -162,8 +169,7 @@ def train_cifar_run(*, manifest, files, spec: dict, model_cfg: dict, train_cfg: 
     x_te, y_te = apply_variant(idx_te, x_te, y_te, variant, "test")
     n = train_cfg["train_size"] or len(x_tr)
     x_tr, y_tr = x_tr[:n], y_tr[:n]
-    mean, std = tf.constant(MEAN), tf.constant(STD)
-    prep = lambda x: (tf.cast(x, tf.float32) / 255.0 - mean) / std  # noqa: E731
+    prep = normalize
     augment = None
     if spec.get("augment"):
         augment = lambda xb, s: pad_crop_flip(xb, s, pad=4, flip_probability=0.5)  # noqa: E731

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from anatomy.studies.coreset import PUBLISHED
-from anatomy.studies.coreset_controls import MATCHED_STEPS, MATCHED_SUFFIX, STOP_AT_TARGET, parse_control
+from anatomy.studies.coreset_controls import MATCHED_STEPS, MATCHED_SUFFIX, parse_control
 
 
 # ---------------------------------------------------------------- aggregation (no TensorFlow)
